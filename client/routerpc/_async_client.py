@@ -1,0 +1,134 @@
+"""``AsyncRouterClient``: the asyncio twin of ``RouterClient``, over ``grpc.aio``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Self
+
+import grpc
+import grpc.aio
+
+from routerpc import pb
+from routerpc._channel import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_TIMEOUT,
+    LoadBalancing,
+    Metadata,
+    as_proto,
+    channel_options,
+)
+from routerpc._errors import error_from_rpc
+from routerpc._request import ChatRequest
+from routerpc._response import ChatChunk, ChatResult
+
+__all__ = ["AsyncRouterClient"]
+
+
+class AsyncRouterClient:
+    """Calls a routerpc gateway from asyncio; same arguments and errors as ``RouterClient``."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        metadata: Metadata = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        load_balancing: LoadBalancing | None = None,
+        retry_unavailable: bool = True,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        validate: bool = True,
+    ) -> None:
+        options = channel_options(
+            load_balancing=load_balancing,
+            retry_unavailable=retry_unavailable,
+            max_message_bytes=max_message_bytes,
+        )
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
+        self._stub = pb.RouterServiceStub(self._channel)
+        self._metadata = tuple(metadata)
+        self._timeout = timeout
+        self._validate = validate
+
+    async def chat(
+        self,
+        request: ChatRequest | pb.ChatRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> ChatResult:
+        """Run one completion and return it whole."""
+        proto = as_proto(request, validate=self._validate)
+        try:
+            response = await self._stub.Chat(
+                proto, timeout=timeout or self._timeout, metadata=self._metadata + tuple(metadata)
+            )
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        return ChatResult(response)
+
+    async def stream_chat(
+        self,
+        request: ChatRequest | pb.ChatRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> AsyncIterator[ChatChunk]:
+        """Yield each chunk as it arrives; leaving the loop early cancels the call."""
+        proto = pb.StreamChatRequest(request=as_proto(request, validate=self._validate))
+        call = self._stub.StreamChat(
+            proto, timeout=timeout or self._timeout, metadata=self._metadata + tuple(metadata)
+        )
+        try:
+            async for chunk in call:
+                yield ChatChunk(chunk)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        finally:
+            call.cancel()
+
+    async def list_models(
+        self, *, supported_parameters: tuple[str, ...] = (), timeout: float | None = None
+    ) -> list[pb.Model]:
+        """Models available through the gateway."""
+        request = pb.ListModelsRequest(supported_parameters=list(supported_parameters))
+        try:
+            response = await self._stub.ListModels(
+                request, timeout=timeout or self._timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        return list(response.models)
+
+    async def list_endpoints(
+        self, model: str, *, timeout: float | None = None
+    ) -> list[pb.Endpoint]:
+        """A model's provider endpoints, with quantization, pricing and uptime."""
+        try:
+            response = await self._stub.ListEndpoints(
+                pb.ListEndpointsRequest(model=model),
+                timeout=timeout or self._timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        return list(response.endpoints)
+
+    async def close(self) -> None:
+        """Close the channel, cancelling calls in flight."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

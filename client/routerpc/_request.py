@@ -1,0 +1,117 @@
+"""``ChatRequest``: what ``ChatRequestBuilder.build()`` returns.
+
+A generated protobuf message refuses assignment to a message field (``request.provider = cfg``
+raises ``AttributeError``), yet that assignment is how callers attach routing preferences to a
+built request. This class is a thin mutable view over the ``routerpc.v1.ChatRequest`` proto that
+accepts it: assigning a message field copies the value in, assigning ``None`` clears it, and every
+other attribute reads and writes the proto directly. There is no second model to drift from the
+proto; ``.proto`` is the message itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from routerpc import pb
+from routerpc._validation import validate
+
+__all__ = ["ChatRequest"]
+
+_FIELDS = pb.ChatRequest.DESCRIPTOR.fields_by_name
+
+
+class ChatRequest:
+    """A chat request, ready to send; mutate it like the proto it wraps."""
+
+    __slots__ = ("_proto",)
+
+    def __init__(self, proto: pb.ChatRequest | None = None) -> None:
+        object.__setattr__(self, "_proto", proto if proto is not None else pb.ChatRequest())
+
+    @property
+    def proto(self) -> pb.ChatRequest:
+        """The underlying ``routerpc.v1.ChatRequest`` message (shared, not copied)."""
+        return self._proto
+
+    @property
+    def provider(self) -> pb.ProviderConfig:
+        """Provider routing preferences."""
+        return self._proto.provider
+
+    @provider.setter
+    def provider(self, value: pb.ProviderConfig | None) -> None:
+        _assign(self._proto, "provider", value)
+
+    @property
+    def model(self) -> str:
+        """Model slug."""
+        return self._proto.model
+
+    @model.setter
+    def model(self, value: str) -> None:
+        self._proto.model = value
+
+    def validate(self) -> None:
+        """Check the gateway's rules locally; raise ``InvalidArgumentError`` naming the fields."""
+        validate(self._proto)
+
+    def copy(self) -> ChatRequest:
+        """An independent deep copy."""
+        clone = pb.ChatRequest()
+        clone.CopyFrom(self._proto)
+        return ChatRequest(clone)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._proto, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+        elif name in _FIELDS:
+            _assign(self._proto, name, value)
+        else:
+            raise AttributeError(f"ChatRequest has no field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChatRequest):
+            return self._proto == other._proto
+        if isinstance(other, pb.ChatRequest):
+            return self._proto == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ChatRequest<{self._proto}>".replace("\n", " ").strip()
+
+
+def _assign(message: Message, name: str, value: Any) -> None:
+    """Set field ``name`` the way Python assignment reads: replace the whole value."""
+    field = message.DESCRIPTOR.fields_by_name[name]
+    if value is None:
+        message.ClearField(name)
+    elif field.is_repeated:
+        _replace_repeated(message, name, value)
+    elif field.type == FieldDescriptor.TYPE_MESSAGE:
+        getattr(message, name).CopyFrom(value)
+    else:
+        setattr(message, name, value)
+
+
+def _replace_repeated(message: Message, name: str, values: Iterable[Any]) -> None:
+    target = getattr(message, name)
+    if isinstance(values, dict) or hasattr(target, "keys"):
+        target.clear()
+        target.update(values)
+        return
+    del target[:]
+    items = list(values)
+    if items and isinstance(items[0], Message):
+        for item in items:
+            target.add().CopyFrom(item)
+    else:
+        target.extend(items)

@@ -1,0 +1,82 @@
+"""Gateway settings, from flags and the environment (pydantic-settings).
+
+Every setting has an environment variable (``ROUTERPC_<NAME>``, except the OpenRouter key which
+keeps its conventional ``OPENROUTER_API_KEY``) and a ``routerpc serve`` flag. Values are checked
+at start-up; a bad one stops the process with one line naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, HttpUrl, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_UPSTREAM_URL", "Settings"]
+
+DEFAULT_UPSTREAM_URL = "https://openrouter.ai/api/v1"
+
+
+class Settings(BaseSettings):
+    """Everything ``routerpc serve`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTERPC_", extra="ignore", frozen=True)
+
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
+    upstream_url: HttpUrl = Field(
+        HttpUrl(DEFAULT_UPSTREAM_URL),
+        description="OpenRouter API base URL. Configuration only: callers can never change it.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENROUTER_API_KEY", "ROUTERPC_API_KEY"),
+        description="The OpenRouter key the gateway holds. Without one, the emulator is used.",
+    )
+    emulator: bool = Field(
+        False, description="Serve from the built-in emulator even when a key is set."
+    )
+    http_referer: str = Field("", description="HTTP-Referer attribution header for OpenRouter.")
+    app_title: str = Field("", description="X-OpenRouter-Title attribution header.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to open an upstream connection.")
+    request_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Upper bound in seconds on one whole upstream call, whatever the caller's "
+        "deadline (calls without a deadline get this one).",
+    )
+    read_timeout: float = Field(
+        120.0, gt=0, description="Seconds without any upstream byte before a call is failed."
+    )
+    pool_size: int = Field(
+        256, ge=1, le=100_000, description="Maximum open upstream connections."
+    )
+    max_message_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."
+    )
+    max_upstream_response_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest upstream reply read into memory."
+    )
+    grace_period: float = Field(
+        25.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM."
+    )
+    catalog_ttl: float = Field(
+        60.0, ge=0, description="Seconds the models and endpoints lists are cached."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_format: Literal["json", "text"] = Field("text")
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: HttpUrl) -> HttpUrl:
+        return HttpUrl(str(value).rstrip("/"))
+
+    @property
+    def upstream_base(self) -> str:
+        """The upstream base URL without a trailing slash."""
+        return str(self.upstream_url).rstrip("/")
+
+    @property
+    def use_emulator(self) -> bool:
+        """Whether ``serve`` should start the embedded emulator."""
+        return self.emulator or self.api_key is None or not self.api_key.get_secret_value()

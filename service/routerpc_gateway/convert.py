@@ -1,0 +1,312 @@
+"""Proto → OpenRouter JSON: the one place a typed request becomes an HTTP body.
+
+Rules, each relied on by callers:
+- a field the caller did not set is never sent (explicit presence for scalars, UNSPECIFIED for
+  enums, empty for lists and maps);
+- enum values travel as OpenRouter's lowercase strings (``QUANTIZATION_FP8`` → ``"fp8"``);
+- ``max_price`` values stay JSON numbers;
+- ``extra_body`` is merged at the top level for fields the contract does not name yet; it can
+  add fields but never replace one the typed request set, and it cannot set ``stream``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from routerpc import pb
+from routerpc._gen import enums
+
+from routerpc_gateway.openrouter import (
+    CacheControlBody,
+    ChatBody,
+    ContentPartBody,
+    FileBody,
+    FunctionBody,
+    ImageUrlBody,
+    InputAudioBody,
+    JsonSchemaBody,
+    MaxPriceBody,
+    MessageBody,
+    PercentileBody,
+    PluginBody,
+    ProviderBody,
+    ReasoningBody,
+    ResponseFormatBody,
+    SortBody,
+    ToolBody,
+    ToolCallBody,
+    ToolCallFunctionBody,
+    ToolChoiceBody,
+    UrlBody,
+)
+
+__all__ = ["RESERVED_EXTRA_FIELDS", "ExtraBodyConflictError", "chat_body", "encode_chat", "wire"]
+
+RESERVED_EXTRA_FIELDS = frozenset({"stream", "stream_options"})
+"""Keys ``extra_body`` may not carry: the RPC (Chat or StreamChat) decides streaming."""
+
+
+class ExtraBodyConflictError(ValueError):
+    """``extra_body`` tried to set a key the gateway controls."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"extra_body may not set {key!r}; the RPC decides it")
+        self.key = key
+
+
+def wire(kind: type[enum.IntEnum], value: int) -> str:
+    """OpenRouter's string for a proto enum value: the member name, lowercased."""
+    return kind(value).name.lower()
+
+
+def _struct(value: struct_pb2.Struct) -> dict[str, Any]:
+    result: dict[str, Any] = json_format.MessageToDict(value)
+    return result
+
+
+def _cache_control(value: pb.CacheControl) -> CacheControlBody:
+    if value.ttl:
+        return CacheControlBody.model_construct(type="ephemeral", ttl=value.ttl)
+    return CacheControlBody.model_construct(type="ephemeral")
+
+
+def _part(part: pb.ContentPart) -> ContentPartBody:
+    kind = part.WhichOneof("part")
+    fields: dict[str, Any] = {"type": kind}
+    if kind == "text":
+        fields["text"] = part.text
+    elif kind == "image_url":
+        image: dict[str, Any] = {"url": part.image_url.url}
+        if part.image_url.detail:
+            image["detail"] = wire(enums.ImageDetail, part.image_url.detail)
+        fields["image_url"] = ImageUrlBody.model_construct(**image)
+    elif kind == "input_audio":
+        fields["input_audio"] = InputAudioBody.model_construct(
+            data=part.input_audio.data, format=part.input_audio.format
+        )
+    elif kind == "file":
+        source = {k: v for k, v in json_format.MessageToDict(
+            part.file, preserving_proto_field_name=True).items() if v}
+        fields["file"] = FileBody.model_construct(**source)
+    elif kind == "video_url":
+        fields["video_url"] = UrlBody.model_construct(url=part.video_url.url)
+    if part.HasField("cache_control"):
+        fields["cache_control"] = _cache_control(part.cache_control)
+    return ContentPartBody.model_construct(**fields)
+
+
+def _message(message: pb.Message) -> MessageBody:
+    fields: dict[str, Any] = {"role": wire(enums.Role, message.role)}
+    content = message.WhichOneof("content")
+    if content == "text":
+        fields["content"] = message.text
+    elif content == "parts":
+        fields["content"] = [_part(p) for p in message.parts.parts]
+    if message.name:
+        fields["name"] = message.name
+    if message.tool_calls:
+        fields["tool_calls"] = [
+            ToolCallBody.model_construct(
+                id=c.id,
+                type="function",
+                function=ToolCallFunctionBody.model_construct(name=c.name, arguments=c.arguments),
+            )
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id:
+        fields["tool_call_id"] = message.tool_call_id
+    if message.HasField("reasoning"):
+        fields["reasoning"] = message.reasoning
+    if message.HasField("refusal"):
+        fields["refusal"] = message.refusal
+    if message.HasField("reasoning_details"):
+        fields["reasoning_details"] = json_format.MessageToDict(message.reasoning_details)
+    return MessageBody.model_construct(**fields)
+
+
+def _tool(tool: pb.Tool) -> ToolBody:
+    fields: dict[str, Any] = {}
+    if tool.WhichOneof("tool") == "function":
+        function: dict[str, Any] = {"name": tool.function.name}
+        if tool.function.description:
+            function["description"] = tool.function.description
+        if tool.function.HasField("parameters"):
+            function["parameters"] = _struct(tool.function.parameters)
+        if tool.function.HasField("strict"):
+            function["strict"] = tool.function.strict
+        fields = {"type": "function", "function": FunctionBody.model_construct(**function)}
+    else:
+        fields = {"type": tool.server.type}
+        if tool.server.HasField("parameters"):
+            fields["parameters"] = _struct(tool.server.parameters)
+    if tool.HasField("cache_control"):
+        fields["cache_control"] = _cache_control(tool.cache_control)
+    return ToolBody.model_construct(**fields)
+
+
+def _tool_choice(choice: pb.ToolChoice) -> str | ToolChoiceBody:
+    kind = choice.WhichOneof("choice")
+    if kind == "mode":
+        return wire(enums.ToolChoiceMode, choice.mode)
+    if kind == "function_name":
+        return ToolChoiceBody.model_construct(
+            type="function", function={"name": choice.function_name}
+        )
+    return ToolChoiceBody.model_construct(type=choice.server_tool_type)
+
+
+def _response_format(fmt: pb.ResponseFormat) -> ResponseFormatBody:
+    fields: dict[str, Any] = {"type": wire(enums.ResponseFormatType, fmt.type)}
+    if fmt.HasField("json_schema"):
+        spec = fmt.json_schema
+        schema: dict[str, Any] = {"name": spec.name}
+        if spec.description:
+            schema["description"] = spec.description
+        if spec.HasField("schema"):
+            schema["schema_"] = _struct(spec.schema)
+        if spec.HasField("strict"):
+            schema["strict"] = spec.strict
+        fields["json_schema"] = JsonSchemaBody.model_construct(**schema)
+    return ResponseFormatBody.model_construct(**fields)
+
+
+def _reasoning(reasoning: pb.Reasoning) -> ReasoningBody:
+    fields: dict[str, Any] = {}
+    if reasoning.effort:
+        fields["effort"] = wire(enums.ReasoningEffort, reasoning.effort)
+    for name in ("max_tokens", "exclude", "enabled"):
+        if reasoning.HasField(name):
+            fields[name] = getattr(reasoning, name)
+    if reasoning.summary:
+        fields["summary"] = wire(enums.ReasoningSummary, reasoning.summary)
+    return ReasoningBody.model_construct(**fields)
+
+
+def _plugin(plugin: pb.Plugin) -> PluginBody:
+    fields: dict[str, Any] = _struct(plugin.options) if plugin.HasField("options") else {}
+    fields["id"] = plugin.id
+    if plugin.HasField("enabled"):
+        fields["enabled"] = plugin.enabled
+    return PluginBody.model_construct(**fields)
+
+
+def _present(message: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in names if message.HasField(name)}
+
+
+_PERCENTILES = ("p50", "p75", "p90", "p99")
+
+
+def _performance(value: pb.PerformancePreference) -> float | PercentileBody:
+    if value.WhichOneof("preference") == "value":
+        return value.value
+    return PercentileBody.model_construct(**_present(value.percentiles, _PERCENTILES))
+
+
+def provider_body(provider: pb.ProviderConfig) -> ProviderBody:
+    """OpenRouter's ``provider`` object, holding exactly the preferences that were set."""
+    fields: dict[str, Any] = _present(
+        provider, ("allow_fallbacks", "require_parameters", "zdr", "enforce_distillable_text")
+    )
+    for name in ("order", "only", "ignore"):
+        if values := getattr(provider, name):
+            fields[name] = list(values)
+    if provider.data_collection:
+        fields["data_collection"] = wire(enums.DataCollection, provider.data_collection)
+    if provider.quantizations:
+        fields["quantizations"] = [wire(enums.Quantization, q) for q in provider.quantizations]
+    sort = provider.WhichOneof("sort")
+    if sort == "sort_strategy":
+        fields["sort"] = wire(enums.SortStrategy, provider.sort_strategy)
+    elif sort == "sort_config":
+        config: dict[str, Any] = {}
+        if provider.sort_config.by:
+            config["by"] = wire(enums.SortStrategy, provider.sort_config.by)
+        if provider.sort_config.partition:
+            config["partition"] = wire(enums.SortPartition, provider.sort_config.partition)
+        fields["sort"] = SortBody.model_construct(**config)
+    if provider.HasField("max_price"):
+        fields["max_price"] = MaxPriceBody.model_construct(
+            **_present(provider.max_price, ("prompt", "completion", "image", "audio", "request"))
+        )
+    for name in ("preferred_min_throughput", "preferred_max_latency"):
+        if provider.HasField(name):
+            fields[name] = _performance(getattr(provider, name))
+    return ProviderBody.model_construct(**fields)
+
+
+_SCALARS = (
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "top_k",
+    "frequency_penalty",
+    "presence_penalty",
+    "repetition_penalty",
+    "min_p",
+    "top_a",
+    "seed",
+    "max_tokens",
+    "max_completion_tokens",
+    "logprobs",
+    "top_logprobs",
+)
+
+
+def chat_body(request: pb.ChatRequest, *, stream: bool) -> ChatBody:
+    """The typed OpenRouter body for ``request`` (``extra_body`` excluded; see encode_chat)."""
+    fields: dict[str, Any] = _present(request, _SCALARS)
+    fields["messages"] = [_message(m) for m in request.messages]
+    if request.model:
+        fields["model"] = request.model
+    if request.models:
+        fields["models"] = list(request.models)
+    if stream:
+        fields["stream"] = True
+    if request.tools:
+        fields["tools"] = [_tool(t) for t in request.tools]
+    if request.HasField("tool_choice"):
+        fields["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.HasField("response_format"):
+        fields["response_format"] = _response_format(request.response_format)
+    if request.stop:
+        fields["stop"] = list(request.stop)
+    if request.logit_bias:
+        fields["logit_bias"] = dict(request.logit_bias)
+    if request.HasField("reasoning"):
+        fields["reasoning"] = _reasoning(request.reasoning)
+    if request.plugins:
+        fields["plugins"] = [_plugin(p) for p in request.plugins]
+    for name in ("user", "session_id"):
+        if value := getattr(request, name):
+            fields[name] = value
+    if request.metadata:
+        fields["metadata"] = dict(request.metadata)
+    if request.modalities:
+        fields["modalities"] = [wire(enums.Modality, m) for m in request.modalities]
+    if request.service_tier:
+        fields["service_tier"] = wire(enums.ServiceTier, request.service_tier)
+    if request.HasField("provider"):
+        fields["provider"] = provider_body(request.provider)
+    return ChatBody.model_construct(**fields)
+
+
+def body_dict(request: pb.ChatRequest, *, stream: bool) -> dict[str, Any]:
+    """The full JSON object to send: typed fields plus ``extra_body`` additions."""
+    body: dict[str, Any] = chat_body(request, stream=stream).model_dump(
+        mode="json", exclude_unset=True, by_alias=True
+    )
+    if request.HasField("extra_body"):
+        for key, value in _struct(request.extra_body).items():
+            if key in RESERVED_EXTRA_FIELDS:
+                raise ExtraBodyConflictError(key)
+            body.setdefault(key, value)
+    return body
+
+
+def encode_chat(request: pb.ChatRequest, *, stream: bool) -> bytes:
+    """The request body bytes for ``POST /chat/completions``."""
+    return json.dumps(body_dict(request, stream=stream), separators=(",", ":")).encode()
