@@ -98,7 +98,9 @@ def _enum_module(serialized: bytes) -> str:
         for enum_type in file.enum_type:
             prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum_type.name).upper() + "_"
             lines.append(f"\nclass {enum_type.name}(enum.IntEnum):")
-            lines.append(f'    """Mirror of ``{file.package}.{enum_type.name}`` ({file.name})."""\n')
+            lines.append(
+                f'    """Mirror of ``{file.package}.{enum_type.name}`` ({file.name})."""\n'
+            )
             lines += [
                 f"    {value.name.removeprefix(prefix)} = {value.number}"
                 for value in enum_type.value
@@ -124,9 +126,7 @@ def _differences(left: Path, right: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--check", action="store_true", help="fail if the committed code is stale"
-    )
+    parser.add_argument("--check", action="store_true", help="fail if the committed code is stale")
     args = parser.parse_args(argv)
     if not args.check:
         generate(OUTPUT)

@@ -12,7 +12,7 @@ copied by hand.
 The embedded descriptor carries no ``source_code_info``, so upstream comments are not restored.
 
     python scripts/vendor_validate_proto.py -o proto/buf/validate/validate.proto
-    python scripts/vendor_validate_proto.py --check   # vendored file compiles to the same descriptor
+    python scripts/vendor_validate_proto.py --check  # vendored file compiles to the same descriptor
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import importlib.metadata
 import importlib.resources
 import importlib.util
 import math
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -228,10 +229,14 @@ class ProtoWriter:
             raise SystemExit(f"{full_name} has options this script cannot name")
         entries: list[tuple[str, str]] = []
         for field, value in parsed.ListFields():
-            if field.is_extension and field.type == FieldDescriptor.TYPE_MESSAGE:
-                if not field.is_repeated and value.ListFields():
-                    entries.extend(self.sub_entries(f"({field.full_name})", value))
-                    continue
+            if (
+                field.is_extension
+                and field.type == FieldDescriptor.TYPE_MESSAGE
+                and not field.is_repeated
+                and value.ListFields()
+            ):
+                entries.extend(self.sub_entries(f"({field.full_name})", value))
+                continue
             name = f"({field.full_name})" if field.is_extension else field.name
             values = value if field.is_repeated else [value]
             entries.extend((name, self.value_text(field, item)) for item in values)
@@ -242,7 +247,8 @@ class ProtoWriter:
             raise SystemExit(f"{prefix} has unknown fields")
         entries: list[tuple[str, str]] = []
         for field, item in value.ListFields():
-            name = f"{prefix}.({field.full_name})" if field.is_extension else f"{prefix}.{field.name}"
+            part = f"({field.full_name})" if field.is_extension else field.name
+            name = f"{prefix}.{part}"
             items = item if field.is_repeated else [item]
             entries.extend((name, self.value_text(field, element)) for element in items)
         return entries
@@ -255,7 +261,10 @@ class ProtoWriter:
                 return "{}"
             return "{\n" + "\n".join(INDENT + line for line in body) + "\n}"
         if field.type == FieldDescriptor.TYPE_ENUM:
-            return str(field.enum_type.values_by_number[value].name)
+            enum = field.enum_type
+            if enum is None:
+                raise SystemExit(f"{field.full_name}: enum type not found")
+            return str(enum.values_by_number[value].name)
         if field.type == FieldDescriptor.TYPE_BOOL:
             return "true" if value else "false"
         if field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
@@ -369,7 +378,9 @@ class ProtoWriter:
             return self.type_ref(field.type_name, scope)
         return _SCALAR_TYPES[field.type]
 
-    def extensions(self, extensions: Sequence[descriptor_pb2.FieldDescriptorProto], scope: str) -> None:
+    def extensions(
+        self, extensions: Sequence[descriptor_pb2.FieldDescriptorProto], scope: str
+    ) -> None:
         """``extend`` blocks, one per run of consecutive extensions of the same message."""
         index = 0
         while index < len(extensions):
@@ -524,13 +535,12 @@ def render(serialized: bytes, version: str) -> str:
 
 def compile_descriptor(proto_root: Path, relative: str) -> descriptor_pb2.FileDescriptorProto:
     """Compile ``relative`` with grpc_tools' bundled protoc and return its descriptor."""
-    from grpc_tools import protoc
-
     include = importlib.resources.files("grpc_tools") / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
-        argv = ["protoc", f"-I{proto_root}", f"-I{include}", f"--descriptor_set_out={out}"]
-        if protoc.main([*argv, relative]) != 0:
+        command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{proto_root}", f"-I{include}"]
+        command += [f"--descriptor_set_out={out}", str(proto_root / relative)]
+        if subprocess.run(command, check=False).returncode != 0:
             raise SystemExit(f"protoc failed on {relative}")
         descriptor_set = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     (compiled,) = (f for f in descriptor_set.file if f.name == relative)
@@ -551,7 +561,7 @@ def check(serialized: bytes, path: Path) -> int:
     if actual.SerializeToString(deterministic=True) == expected.SerializeToString(
         deterministic=True
     ):
-        print(f"{path}: compiles to the descriptor embedded in protovalidate (byte-identical)")
+        print(f"{path}: compiles to the descriptor embedded in {DIST} (same canonical bytes)")
         return 0
     print(f"{path}: compiled descriptor differs from the embedded one", file=sys.stderr)
     return 1
@@ -566,7 +576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         const=VENDORED,
         type=Path,
         metavar="PROTO",
-        help=f"verify PROTO (default {VENDORED.relative_to(ROOT)}) compiles to the embedded descriptor",
+        help=f"check that PROTO (default: {VENDORED.relative_to(ROOT)}) compiles to the embedded "
+        "descriptor",
     )
     args = parser.parse_args(argv)
     serialized, version = load()

@@ -1,11 +1,11 @@
 """routerpc: typed gRPC contracts and a Python client for the routerpc OpenRouter gateway.
 
-    from routerpc import ChatRequestBuilder, ProviderConfig, Quantization, RouterClient
+from routerpc import ChatRequestBuilder, ProviderConfig, Quantization, RouterClient
 
-    request = ChatRequestBuilder().with_model("openai/gpt-4o").with_text("Hello!").build()
-    request.provider = ProviderConfig(quantizations=[Quantization.FP8, Quantization.FP16])
-    with RouterClient("localhost:50051") as client:
-        print(client.chat(request).text)
+request = ChatRequestBuilder().with_model("openai/gpt-4o").with_text("Hello!").build()
+request.provider = ProviderConfig(quantizations=[Quantization.FP8, Quantization.FP16])
+with RouterClient("localhost:50051") as client:
+    print(client.chat(request).text)
 """
 
 from __future__ import annotations

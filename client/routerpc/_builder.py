@@ -42,15 +42,30 @@ E = TypeVar("E", bound=enum.IntEnum)
 Threshold = float | Mapping[str, float]
 
 
-def _enum(kind: type[E], value: E | str) -> E:
-    """Accept a member or its name in any case ("fp8", "FP8")."""
+def _enum(kind: type[E], value: E | str) -> Any:
+    """Accept a member or its name in any case ("fp8", "FP8").
+
+    Typed ``Any`` on purpose: mypy-protobuf types enum fields as a ``NewType`` of int that no
+    IntEnum member satisfies statically; ``kind(value)`` checks the value at run time instead.
+    """
     if isinstance(value, str):
         try:
             return kind[value.upper().replace("-", "_")]
         except KeyError:
             names = ", ".join(m.name.lower() for m in kind if m.value)
-            raise ValueError(f"unknown {kind.__name__} {value!r}; expected one of {names}") from None
+            raise ValueError(
+                f"unknown {kind.__name__} {value!r}; expected one of {names}"
+            ) from None
     return kind(value)
+
+
+def _message(role: Role, **fields: Any) -> pb.Message:
+    return pb.Message(role=_enum(Role, role), **fields)
+
+
+_FORMAT_TEXT: Any = ResponseFormatType.TEXT
+_FORMAT_JSON_OBJECT: Any = ResponseFormatType.JSON_OBJECT
+_FORMAT_JSON_SCHEMA: Any = ResponseFormatType.JSON_SCHEMA
 
 
 def _struct(value: Mapping[str, Any] | struct_pb2.Struct) -> struct_pb2.Struct:
@@ -114,15 +129,15 @@ class ChatRequestBuilder:
 
     def with_user(self, content: str | Iterable[pb.ContentPart], *, name: str = "") -> Self:
         """Append a user message: text or content parts."""
-        return self.with_message(pb.Message(role=Role.USER, name=name, **_content(content)))
+        return self.with_message(_message(Role.USER, name=name, **_content(content)))
 
     def with_system(self, text: str | Iterable[pb.ContentPart]) -> Self:
         """Append a system message."""
-        return self.with_message(pb.Message(role=Role.SYSTEM, **_content(text)))
+        return self.with_message(_message(Role.SYSTEM, **_content(text)))
 
     def with_developer(self, text: str | Iterable[pb.ContentPart]) -> Self:
         """Append a developer message."""
-        return self.with_message(pb.Message(role=Role.DEVELOPER, **_content(text)))
+        return self.with_message(_message(Role.DEVELOPER, **_content(text)))
 
     def with_assistant(
         self,
@@ -133,7 +148,7 @@ class ChatRequestBuilder:
         reasoning_details: Iterable[Any] | None = None,
     ) -> Self:
         """Append an earlier assistant turn, optionally with the tool calls it made."""
-        message = pb.Message(role=Role.ASSISTANT, tool_calls=list(tool_calls))
+        message = _message(Role.ASSISTANT, tool_calls=list(tool_calls))
         if content is not None:
             message.MergeFrom(pb.Message(**_content(content)))
         if reasoning is not None:
@@ -145,7 +160,7 @@ class ChatRequestBuilder:
     def with_tool_result(self, tool_call_id: str, content: str | Iterable[pb.ContentPart]) -> Self:
         """Append a tool message answering the assistant's call ``tool_call_id``."""
         return self.with_message(
-            pb.Message(role=Role.TOOL, tool_call_id=tool_call_id, **_content(content))
+            _message(Role.TOOL, tool_call_id=tool_call_id, **_content(content))
         )
 
     def with_image(
@@ -209,9 +224,7 @@ class ChatRequestBuilder:
             server.parameters.CopyFrom(_struct(parameters))
         return self._with(lambda r: r.tools.append(pb.Tool(server=server)))
 
-    def with_tool_choice(
-        self, mode: ToolChoiceMode | Literal["none", "auto", "required"]
-    ) -> Self:
+    def with_tool_choice(self, mode: ToolChoiceMode | Literal["none", "auto", "required"]) -> Self:
         """Whether the model may, must, or must not call tools."""
         choice = pb.ToolChoice(mode=_enum(ToolChoiceMode, mode))
         return self._with(lambda r: r.tool_choice.CopyFrom(choice))
@@ -227,12 +240,12 @@ class ChatRequestBuilder:
 
     def with_text_format(self) -> Self:
         """Plain text output."""
-        fmt = pb.ResponseFormat(type=ResponseFormatType.TEXT)
+        fmt = pb.ResponseFormat(type=_FORMAT_TEXT)
         return self._with(lambda r: r.response_format.CopyFrom(fmt))
 
     def with_json_object(self) -> Self:
         """Any JSON object as output."""
-        fmt = pb.ResponseFormat(type=ResponseFormatType.JSON_OBJECT)
+        fmt = pb.ResponseFormat(type=_FORMAT_JSON_OBJECT)
         return self._with(lambda r: r.response_format.CopyFrom(fmt))
 
     def with_json_schema(
@@ -247,7 +260,7 @@ class ChatRequestBuilder:
         spec = pb.JsonSchemaFormat(name=name, description=description, schema=_struct(schema))
         if strict is not None:
             spec.strict = strict
-        fmt = pb.ResponseFormat(type=ResponseFormatType.JSON_SCHEMA, json_schema=spec)
+        fmt = pb.ResponseFormat(type=_FORMAT_JSON_SCHEMA, json_schema=spec)
         return self._with(lambda r: r.response_format.CopyFrom(fmt))
 
     # Sampling ------------------------------------------------------------------------------
@@ -407,11 +420,21 @@ class ChatRequestBuilder:
 
     def with_only_providers(self, *providers: str) -> Self:
         """Allow-list of provider slugs."""
-        return self._with_provider(lambda p: (p.ClearField("only"), p.only.extend(providers)))
+
+        def change(p: pb.ProviderConfig) -> None:
+            del p.only[:]
+            p.only.extend(providers)
+
+        return self._with_provider(change)
 
     def with_ignored_providers(self, *providers: str) -> Self:
         """Deny-list of provider slugs."""
-        return self._with_provider(lambda p: (p.ClearField("ignore"), p.ignore.extend(providers)))
+
+        def change(p: pb.ProviderConfig) -> None:
+            del p.ignore[:]
+            p.ignore.extend(providers)
+
+        return self._with_provider(change)
 
     def with_require_parameters(self, required: bool = True) -> Self:
         """Only endpoints supporting every parameter of the request."""
@@ -462,8 +485,13 @@ class ChatRequestBuilder:
         request: float | None = None,
     ) -> Self:
         """Price caps in USD (prompt and completion per million tokens)."""
-        caps = {"prompt": prompt, "completion": completion, "image": image, "audio": audio,
-                "request": request}
+        caps = {
+            "prompt": prompt,
+            "completion": completion,
+            "image": image,
+            "audio": audio,
+            "request": request,
+        }
         price = pb.MaxPrice(**{k: v for k, v in caps.items() if v is not None})
         return self._with_provider(lambda p: p.max_price.CopyFrom(price))
 

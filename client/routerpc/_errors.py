@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -248,10 +248,10 @@ def error_from_status(status: status_pb2.Status) -> RouterError:
 
 def error_from_rpc(error: grpc.RpcError) -> RouterError:
     """Turn a failed call (sync or aio) into its typed error, keeping every status detail."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or ""  # type: ignore[attr-defined]
-    trailers = error.trailing_metadata() or ()  # type: ignore[attr-defined]
-    for key, value in trailers:
+    call: Any = error  # grpc.RpcError's stub omits the Call methods every real error has
+    code: grpc.StatusCode = call.code()
+    message: str = call.details() or ""
+    for key, value in call.trailing_metadata() or ():
         if key == _STATUS_DETAILS_KEY and isinstance(value, bytes):
             status = status_pb2.Status.FromString(value)
             if status.code == code.value[0]:

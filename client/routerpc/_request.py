@@ -28,6 +28,7 @@ class ChatRequest:
     """A chat request, ready to send; mutate it like the proto it wraps."""
 
     __slots__ = ("_proto",)
+    _proto: pb.ChatRequest
 
     def __init__(self, proto: pb.ChatRequest | None = None) -> None:
         object.__setattr__(self, "_proto", proto if proto is not None else pb.ChatRequest())
@@ -49,7 +50,8 @@ class ChatRequest:
     @property
     def model(self) -> str:
         """Model slug."""
-        return self._proto.model
+        model: str = self._proto.model
+        return model
 
     @model.setter
     def model(self, value: str) -> None:
@@ -78,9 +80,9 @@ class ChatRequest:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ChatRequest):
-            return self._proto == other._proto
+            other = other._proto
         if isinstance(other, pb.ChatRequest):
-            return self._proto == other
+            return bool(self._proto == other)
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]

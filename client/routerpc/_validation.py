@@ -9,8 +9,8 @@ from __future__ import annotations
 import protovalidate
 from google.protobuf.message import Message
 
-from routerpc._gen.buf.validate import validate_pb2
 from routerpc._errors import FieldViolation, InvalidArgumentError
+from routerpc._gen.buf.validate import validate_pb2
 
 __all__ = ["VALIDATION_REASON", "field_violations", "validate"]
 

@@ -74,9 +74,12 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = request.app[STATE].require_key
-    if key is not None and request.path.startswith(API_PREFIX):
-        if request.headers.get("Authorization", "").strip() != f"Bearer {key}":
-            return error_response(401, "Missing Authentication header")
+    if (
+        key is not None
+        and request.path.startswith(API_PREFIX)
+        and request.headers.get("Authorization", "").strip() != f"Bearer {key}"
+    ):
+        return error_response(401, "Missing Authentication header")
     return await handler(request)
 
 

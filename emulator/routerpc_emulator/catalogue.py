@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
@@ -171,9 +171,13 @@ class Catalogue:
 
     def get(self, model_id: str) -> Model | None:
         for model in self.models:
-            if model.id == model_id or model.canonical_slug == model_id:
+            if model_id in (model.id, model.canonical_slug):
                 return model
         return None
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """Every stored fact, including the data policy the public listing leaves out."""
+        return [asdict(model) for model in self.models]
 
     @classmethod
     def from_json(cls, data: object) -> Catalogue:
@@ -188,7 +192,11 @@ class Catalogue:
 @cache
 def default_catalogue() -> Catalogue:
     """The bundled catalogue, parsed once per process since it never changes at runtime."""
-    text = resources.files(__package__ or "routerpc_emulator").joinpath("catalogue.json").read_text(encoding="utf-8")
+    text = (
+        resources.files(__package__ or "routerpc_emulator")
+        .joinpath("catalogue.json")
+        .read_text(encoding="utf-8")
+    )
     return Catalogue.from_json(json.loads(text))
 
 

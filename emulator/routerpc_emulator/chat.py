@@ -85,7 +85,9 @@ def _provider_fault(
     provider = served_by.endpoint.provider_name
     if fault.kind is FaultKind.FAIL_FIRST:
         key = "|".join((fault.name, served_by.model.id, request.headers.get(KEY_HEADER, "")))
-        return bad_gateway_response(provider) if state.failures.should_fail(key, fault.count) else None
+        return (
+            bad_gateway_response(provider) if state.failures.should_fail(key, fault.count) else None
+        )
     return status_fault_response(fault, provider)
 
 

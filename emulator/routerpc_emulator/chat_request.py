@@ -160,7 +160,7 @@ def _provider(value: object, variant: str | None) -> ProviderPreferences:
     if unknown:
         raise RequestError(f"provider: unknown field(s) {', '.join(unknown)}")
     sort, partition = _sort(value.get("sort"))
-    if sort is None and variant in VARIANT_SORTS:
+    if sort is None and variant is not None and variant in VARIANT_SORTS:
         sort = VARIANT_SORTS[variant]
     data_collection = value.get("data_collection") or "allow"
     if data_collection not in ("allow", "deny"):
@@ -305,7 +305,7 @@ def _tool_to_call(body: Mapping[str, Any], user_text: str) -> str | None:
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise RequestError("tools: expected an array")
-    names = [
+    names: list[str] = [
         tool["function"]["name"]
         for tool in tools or []
         if isinstance(tool, Mapping)

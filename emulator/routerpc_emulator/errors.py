@@ -23,6 +23,4 @@ def error_response(
     metadata: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    return web.json_response(
-        error_body(status, message, metadata), status=status, headers=headers
-    )
+    return web.json_response(error_body(status, message, metadata), status=status, headers=headers)

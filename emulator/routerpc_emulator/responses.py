@@ -89,9 +89,7 @@ def echo_answer(request: ChatRequest, size_bytes: int | None = None) -> Answer:
     content = f"Echo: {request.last_user_text}"
     if size_bytes is not None:
         repeats = size_bytes // len(_FILLER) + 1
-        return Answer(
-            content=(_FILLER * repeats)[:size_bytes], tool_calls=(), finish_reason="stop"
-        )
+        return Answer(content=(_FILLER * repeats)[:size_bytes], tool_calls=(), finish_reason="stop")
     limit = request.max_output_tokens
     if limit is not None and count_tokens(content) > limit:
         return Answer(
@@ -123,9 +121,7 @@ def truncated(completion: Completion, pieces: int) -> Completion:
     )
 
 
-def completion_body(
-    completion: Completion, error: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def completion_body(completion: Completion, error: dict[str, Any] | None = None) -> dict[str, Any]:
     answer = completion.answer
     message: dict[str, Any] = {
         "role": "assistant",

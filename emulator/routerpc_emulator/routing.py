@@ -315,7 +315,9 @@ def _allowed_providers_filter(prefs: ProviderPreferences) -> _Filter:
     def explain(endpoints: Sequence[Endpoint]) -> Constraint:
         available = ", ".join(endpoint.tag for endpoint in endpoints)
         if prefs.only and not any(allowed(endpoint) for endpoint in endpoints):
-            return Constraint("only", f"requested [{', '.join(prefs.only)}]; available [{available}]")
+            return Constraint(
+                "only", f"requested [{', '.join(prefs.only)}]; available [{available}]"
+            )
         return Constraint("ignore", f"ignored [{', '.join(prefs.ignore)}]; available [{available}]")
 
     return _Filter(
@@ -333,9 +335,7 @@ def _max_price_filter(limits: Mapping[str, Decimal]) -> _Filter:
     def explain(endpoints: Sequence[Endpoint]) -> Constraint:
         cheapest = min(endpoints, key=lambda e: (_total_price(e), e.tag))
         asked = ", ".join(f"{key} <= {_plain(limit)}" for key, limit in limits.items())
-        offered = ", ".join(
-            f"{key} {_plain(price_per_million(cheapest, key))}" for key in limits
-        )
+        offered = ", ".join(f"{key} {_plain(price_per_million(cheapest, key))}" for key in limits)
         return Constraint(
             "max_price",
             f"requested {asked} (prompt/completion in USD per million tokens); "

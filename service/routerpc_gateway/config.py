@@ -48,9 +48,7 @@ class Settings(BaseSettings):
     read_timeout: float = Field(
         120.0, gt=0, description="Seconds without any upstream byte before a call is failed."
     )
-    pool_size: int = Field(
-        256, ge=1, le=100_000, description="Maximum open upstream connections."
-    )
+    pool_size: int = Field(256, ge=1, le=100_000, description="Maximum open upstream connections.")
     max_message_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."
     )

@@ -16,9 +16,9 @@ import json
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
+
 from routerpc import pb
 from routerpc._gen import enums
-
 from routerpc_gateway.openrouter import (
     CacheControlBody,
     ChatBody,
@@ -88,8 +88,13 @@ def _part(part: pb.ContentPart) -> ContentPartBody:
             data=part.input_audio.data, format=part.input_audio.format
         )
     elif kind == "file":
-        source = {k: v for k, v in json_format.MessageToDict(
-            part.file, preserving_proto_field_name=True).items() if v}
+        source = {
+            k: v
+            for k, v in json_format.MessageToDict(
+                part.file, preserving_proto_field_name=True
+            ).items()
+            if v
+        }
         fields["file"] = FileBody.model_construct(**source)
     elif kind == "video_url":
         fields["video_url"] = UrlBody.model_construct(url=part.video_url.url)
@@ -232,9 +237,10 @@ def provider_body(provider: pb.ProviderConfig) -> ProviderBody:
         fields["max_price"] = MaxPriceBody.model_construct(
             **_present(provider.max_price, ("prompt", "completion", "image", "audio", "request"))
         )
-    for name in ("preferred_min_throughput", "preferred_max_latency"):
-        if provider.HasField(name):
-            fields[name] = _performance(getattr(provider, name))
+    if provider.HasField("preferred_min_throughput"):
+        fields["preferred_min_throughput"] = _performance(provider.preferred_min_throughput)
+    if provider.HasField("preferred_max_latency"):
+        fields["preferred_max_latency"] = _performance(provider.preferred_max_latency)
     return ProviderBody.model_construct(**fields)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
+
 from routerpc import FieldViolation
 
 __all__ = [
@@ -190,9 +191,7 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
-def upstream_error(
-    http_status: int, body: Any, *, retry_after: str | None = None
-) -> GatewayError:
+def upstream_error(http_status: int, body: Any, *, retry_after: str | None = None) -> GatewayError:
     """Map an OpenRouter error (HTTP status + JSON body, or a 200 body's ``error``)."""
     error: Mapping[str, Any] = {}
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
@@ -222,4 +221,3 @@ def upstream_error(
         metadata=metadata,
         retry_after=parse_retry_after(retry_after),
     )
-

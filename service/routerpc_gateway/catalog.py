@@ -1,0 +1,116 @@
+"""The models and endpoints lists, cached briefly, and what they tell about a served response.
+
+OpenRouter names the provider that served a completion but not the quantization it served at;
+the endpoints list of the model does. Lookups share one in-flight fetch per key, entries expire
+after ``catalog_ttl`` seconds, and the cache holds a bounded number of models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from routerpc import pb
+from routerpc._gen import enums
+from routerpc_gateway import responses
+from routerpc_gateway.upstream import Upstream
+
+__all__ = ["Catalog"]
+
+_MAX_ENTRIES = 1024
+
+
+class _TtlCache:
+    """Async single-flight TTL cache with a size bound."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._entries: OrderedDict[str, tuple[float, asyncio.Future[Any]]] = OrderedDict()
+
+    async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if (
+            entry is not None
+            and entry[0] > now
+            and not (entry[1].done() and entry[1].exception() is not None)
+        ):
+            self._entries.move_to_end(key)
+            return await asyncio.shield(entry[1])
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._entries[key] = (now + self._ttl, future)
+        while len(self._entries) > _MAX_ENTRIES:
+            self._entries.popitem(last=False)
+        try:
+            value = await load()
+        except BaseException as error:
+            self._entries.pop(key, None)
+            future.set_exception(error)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        future.set_result(value)
+        return value
+
+
+class Catalog:
+    """Cached ``/models`` and ``/models/{author}/{slug}/endpoints``."""
+
+    def __init__(self, upstream: Upstream, ttl: float) -> None:
+        self._upstream = upstream
+        self._cache = _TtlCache(ttl)
+
+    async def models(self, *, seconds: float) -> list[pb.Model]:
+        """Every model in the upstream catalogue."""
+
+        async def load() -> list[pb.Model]:
+            body = await self._upstream.get("models", seconds=seconds)
+            return [responses.model(m) for m in body.get("data") or []]
+
+        result: list[pb.Model] = await self._cache.get("models", load)
+        return result
+
+    async def endpoints(self, model: str, *, seconds: float) -> list[pb.Endpoint]:
+        """A model's provider endpoints."""
+
+        async def load() -> list[pb.Endpoint]:
+            body = await self._upstream.get(f"models/{model}/endpoints", seconds=seconds)
+            data = body.get("data") or {}
+            return [responses.endpoint(e) for e in data.get("endpoints") or []]
+
+        result: list[pb.Endpoint] = await self._cache.get(f"endpoints:{model}", load)
+        return result
+
+    async def served_quantization(
+        self,
+        model: str,
+        provider: str,
+        requested: Sequence[int],
+        *,
+        seconds: float,
+    ) -> Any:
+        """The quantization ``provider`` serves ``model`` at, when the catalogue says so
+        unambiguously (narrowed by the request's own quantization filter); else UNSPECIFIED.
+
+        Best effort by design: a failed lookup must never fail a completion that succeeded.
+        Typed ``Any`` because the proto stubs type enum fields as a NewType no IntEnum satisfies.
+        """
+        if not model or not provider:
+            return enums.Quantization.UNSPECIFIED
+        base = model.split(":", 1)[0]
+        try:
+            endpoints = await self.endpoints(base, seconds=seconds)
+        except Exception:
+            return enums.Quantization.UNSPECIFIED
+        candidates = {
+            e.quantization
+            for e in endpoints
+            if provider.lower() in (e.provider_name.lower(), e.tag.lower())
+        }
+        if requested:
+            candidates &= set(requested)
+        if len(candidates) == 1:
+            return enums.Quantization(candidates.pop())
+        return enums.Quantization.UNSPECIFIED

@@ -1,0 +1,227 @@
+"""OpenRouter JSON → proto: completions, stream chunks, models and endpoints.
+
+Parsing is lenient about what OpenRouter adds (unknown keys are ignored) and strict about what
+callers rely on: a body that is not the documented shape is an error, never a silently empty
+answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+from routerpc import pb
+from routerpc._gen import enums
+
+__all__ = [
+    "chat_response",
+    "endpoint",
+    "model",
+    "quantization_of",
+    "stream_chunk",
+    "usage",
+]
+
+_FINISH = {name.lower(): value for name, value in enums.FinishReason.__members__.items()}
+
+
+def quantization_of(name: str | None) -> Any:
+    """The enum for an upstream quantization string; UNSPECIFIED for none or an unknown one.
+
+    Typed ``Any`` because the proto stubs type enum fields as a NewType no IntEnum satisfies.
+    """
+    if not name:
+        return enums.Quantization.UNSPECIFIED
+    return enums.Quantization.__members__.get(name.upper(), enums.Quantization.UNSPECIFIED)
+
+
+def _finish(value: Any) -> int:
+    return int(_FINISH.get(str(value).lower(), 0)) if value else 0
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def usage(raw: Mapping[str, Any]) -> pb.Usage:
+    """Token counts and cost."""
+    result = pb.Usage(
+        prompt_tokens=_int(raw.get("prompt_tokens")),
+        completion_tokens=_int(raw.get("completion_tokens")),
+        total_tokens=_int(raw.get("total_tokens")),
+        is_byok=bool(raw.get("is_byok", False)),
+    )
+    if isinstance(raw.get("cost"), int | float):
+        result.cost = float(raw["cost"])
+    prompt = raw.get("prompt_tokens_details") or {}
+    completion = raw.get("completion_tokens_details") or {}
+    result.cached_tokens = _int(prompt.get("cached_tokens"))
+    result.cache_write_tokens = _int(prompt.get("cache_write_tokens"))
+    result.prompt_audio_tokens = _int(prompt.get("audio_tokens"))
+    result.reasoning_tokens = _int(completion.get("reasoning_tokens"))
+    result.completion_audio_tokens = _int(completion.get("audio_tokens"))
+    cost_details = raw.get("cost_details") or {}
+    if isinstance(cost_details.get("upstream_inference_cost"), int | float):
+        result.upstream_inference_cost = float(cost_details["upstream_inference_cost"])
+    return result
+
+
+def _tool_call(raw: Mapping[str, Any]) -> pb.ToolCall:
+    function = raw.get("function") or {}
+    return pb.ToolCall(
+        id=str(raw.get("id") or ""),
+        name=str(function.get("name") or ""),
+        arguments=str(function.get("arguments") or ""),
+    )
+
+
+def _list_value(items: list[Any]) -> struct_pb2.ListValue:
+    value = struct_pb2.ListValue()
+    value.extend(items)
+    return value
+
+
+def _message(raw: Mapping[str, Any]) -> pb.AssistantMessage:
+    message = pb.AssistantMessage(tool_calls=[_tool_call(c) for c in raw.get("tool_calls") or []])
+    for name in ("content", "reasoning", "refusal"):
+        if isinstance(raw.get(name), str):
+            setattr(message, name, raw[name])
+    for name in ("reasoning_details", "annotations"):
+        if isinstance(raw.get(name), list):
+            getattr(message, name).CopyFrom(_list_value(raw[name]))
+    return message
+
+
+def _choice(raw: Mapping[str, Any]) -> pb.Choice:
+    choice = pb.Choice(
+        index=_int(raw.get("index")),
+        message=_message(raw.get("message") or {}),
+        finish_reason=_finish(raw.get("finish_reason")),  # type: ignore[arg-type]
+        native_finish_reason=str(raw.get("native_finish_reason") or ""),
+    )
+    if isinstance(raw.get("logprobs"), dict):
+        json_format.ParseDict(raw["logprobs"], choice.logprobs)
+    error = raw.get("error")
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        choice.error.code = code if isinstance(code, int) else 0
+        choice.error.message = str(error.get("message") or "")
+    return choice
+
+
+def chat_response(body: Mapping[str, Any], quantization: int = 0) -> pb.ChatResponse:
+    """A ``ChatResponse`` from a chat-completions body."""
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        raise ValueError("completion body has no choices list")
+    response = pb.ChatResponse(
+        id=str(body.get("id") or ""),
+        model=str(body.get("model") or ""),
+        provider=str(body.get("provider") or ""),
+        quantization=quantization,  # type: ignore[arg-type]
+        created=_int(body.get("created")),
+        choices=[_choice(c) for c in choices],
+        system_fingerprint=str(body.get("system_fingerprint") or ""),
+        service_tier=str(body.get("service_tier") or ""),
+    )
+    if isinstance(body.get("usage"), Mapping):
+        response.usage.CopyFrom(usage(body["usage"]))
+    return response
+
+
+def _delta(raw: Mapping[str, Any]) -> pb.Delta:
+    delta = pb.Delta(role=str(raw.get("role") or ""))
+    for name in ("content", "reasoning", "refusal"):
+        if isinstance(raw.get(name), str):
+            setattr(delta, name, raw[name])
+    for call in raw.get("tool_calls") or []:
+        function = call.get("function") or {}
+        delta.tool_calls.add(
+            index=_int(call.get("index")),
+            id=str(call.get("id") or ""),
+            name=str(function.get("name") or ""),
+            arguments=str(function.get("arguments") or ""),
+        )
+    if isinstance(raw.get("reasoning_details"), list):
+        delta.reasoning_details.CopyFrom(_list_value(raw["reasoning_details"]))
+    return delta
+
+
+def stream_chunk(body: Mapping[str, Any], quantization: int = 0) -> pb.StreamChatResponse:
+    """A ``StreamChatResponse`` from one SSE data event."""
+    chunk = pb.StreamChatResponse(
+        id=str(body.get("id") or ""),
+        model=str(body.get("model") or ""),
+        provider=str(body.get("provider") or ""),
+        created=_int(body.get("created")),
+        quantization=quantization,  # type: ignore[arg-type]
+    )
+    for raw in body.get("choices") or []:
+        chunk.choices.add(
+            index=_int(raw.get("index")),
+            delta=_delta(raw.get("delta") or {}),
+            finish_reason=_finish(raw.get("finish_reason")),
+            native_finish_reason=str(raw.get("native_finish_reason") or ""),
+        )
+    if isinstance(body.get("usage"), Mapping):
+        chunk.usage.CopyFrom(usage(body["usage"]))
+    return chunk
+
+
+def _pricing(raw: Mapping[str, Any]) -> pb.Pricing:
+    names = pb.Pricing.DESCRIPTOR.fields_by_name
+    return pb.Pricing(**{k: str(v) for k, v in raw.items() if k in names and v is not None})
+
+
+def model(raw: Mapping[str, Any]) -> pb.Model:
+    """A catalogue ``Model``."""
+    architecture = raw.get("architecture") or {}
+    return pb.Model(
+        id=str(raw.get("id") or ""),
+        name=str(raw.get("name") or ""),
+        description=str(raw.get("description") or ""),
+        context_length=_int(raw.get("context_length")),
+        pricing=_pricing(raw.get("pricing") or {}),
+        supported_parameters=[str(p) for p in raw.get("supported_parameters") or []],
+        input_modalities=[str(m) for m in architecture.get("input_modalities") or []],
+        output_modalities=[str(m) for m in architecture.get("output_modalities") or []],
+        created=_int(raw.get("created")),
+    )
+
+
+def _percentiles(raw: Any) -> pb.Percentiles | None:
+    if not isinstance(raw, Mapping):
+        return None
+    return pb.Percentiles(
+        **{
+            k: float(raw[k])
+            for k in ("p50", "p75", "p90", "p99")
+            if isinstance(raw.get(k), int | float)
+        }
+    )
+
+
+def endpoint(raw: Mapping[str, Any]) -> pb.Endpoint:
+    """One provider ``Endpoint`` of a model."""
+    quantization = raw.get("quantization")
+    result = pb.Endpoint(
+        name=str(raw.get("name") or ""),
+        provider_name=str(raw.get("provider_name") or ""),
+        tag=str(raw.get("tag") or ""),
+        quantization=quantization_of(quantization),
+        quantization_name=str(quantization or ""),
+        context_length=_int(raw.get("context_length")),
+        pricing=_pricing(raw.get("pricing") or {}),
+        supported_parameters=[str(p) for p in raw.get("supported_parameters") or []],
+        status=_int(raw.get("status")),
+    )
+    if isinstance(raw.get("max_completion_tokens"), int):
+        result.max_completion_tokens = raw["max_completion_tokens"]
+    if isinstance(raw.get("uptime_last_30m"), int | float):
+        result.uptime_last_30m = float(raw["uptime_last_30m"])
+    for name in ("latency_last_30m", "throughput_last_30m"):
+        if (value := _percentiles(raw.get(name))) is not None:
+            getattr(result, name).CopyFrom(value)
+    return result

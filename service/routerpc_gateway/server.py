@@ -1,0 +1,100 @@
+"""The gateway process: a grpc.aio server with health, reflection and a graceful drain.
+
+Shutdown order on SIGTERM or SIGINT (what Kubernetes and a terminal send): health turns
+NOT_SERVING so load balancers stop sending, the server stops accepting and gives in-flight calls
+and streams ``grace_period`` seconds to finish, then the upstream pool and the embedded emulator
+close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from routerpc import pb
+from routerpc_emulator import RunningEmulator, start_emulator
+from routerpc_gateway.catalog import Catalog
+from routerpc_gateway.config import Settings
+from routerpc_gateway.servicer import RouterServicer
+from routerpc_gateway.upstream import Upstream
+
+__all__ = ["serve", "server_options"]
+
+log = logging.getLogger("routerpc.gateway")
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Explicit message-size and keepalive settings (gRPC's defaults suit neither)."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_connection_idle_ms", 15 * 60_000),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+async def serve(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and close."""
+    emulator: RunningEmulator | None = None
+    if settings.use_emulator:
+        emulator = await start_emulator(host="127.0.0.1", port=0)
+        reason = "--emulator given" if settings.emulator else "no OPENROUTER_API_KEY set"
+        log.info(
+            "serving from the built-in OpenRouter emulator at %s (%s); no request leaves "
+            "this machine",
+            emulator.base_url,
+            reason,
+        )
+        settings = settings.model_copy(update={"upstream_url": emulator.base_url})
+    else:
+        log.info("serving from OpenRouter at %s", settings.upstream_base)
+
+    upstream = Upstream(settings)
+    server = grpc.aio.server(options=server_options(settings))
+    pb.add_RouterServiceServicer_to_server(
+        RouterServicer(settings, upstream, Catalog(upstream, settings.catalog_ttl)), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [pb.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    await server.start()
+    for service in ("", pb.SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info("routerpc listening on %s:%d", settings.host, port)
+    if on_ready is not None:
+        on_ready(port)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("draining: up to %.1fs for in-flight calls", settings.grace_period)
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(settings.grace_period)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await upstream.aclose()
+        if emulator is not None:
+            await emulator.close()
+        log.info("stopped")

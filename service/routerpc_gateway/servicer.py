@@ -1,0 +1,175 @@
+"""``RouterService`` over grpc.aio: validate, convert, call the upstream, answer typed.
+
+Each handler validates before any I/O, bounds the upstream call by the caller's deadline, and
+reports every failure as a rich status (``errors.GatewayError``). Streams relay each upstream
+event as one message the moment it arrives and end with OK only after ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import grpc.aio
+from grpc_status import rpc_status
+
+from routerpc import pb
+from routerpc._validation import field_violations
+from routerpc_gateway import convert, responses
+from routerpc_gateway.catalog import Catalog
+from routerpc_gateway.config import Settings
+from routerpc_gateway.errors import GatewayError, invalid_argument, upstream_error
+from routerpc_gateway.upstream import Upstream, budget
+
+__all__ = ["RouterServicer"]
+
+log = logging.getLogger("routerpc.gateway")
+
+_LOOKUP_SECONDS = 2.0
+"""Longest a quantization lookup may add to a response (only on a cold catalogue cache)."""
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: GatewayError) -> None:
+    status = rpc_status.to_status(error.to_status())
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _validated(message: Any, what: str) -> None:
+    violations = field_violations(message)
+    if violations:
+        fields = ", ".join(dict.fromkeys(v.field or what for v in violations))
+        raise invalid_argument(f"invalid {what}: {fields}", violations)
+
+
+def _encode(request: pb.ChatRequest, *, stream: bool, prefix: str = "") -> bytes:
+    try:
+        return convert.encode_chat(request, stream=stream)
+    except convert.ExtraBodyConflictError as error:
+        from routerpc import FieldViolation
+
+        field = f"{prefix}extra_body.{error.key}"
+        raise invalid_argument(
+            f"invalid ChatRequest: {field}", [FieldViolation(field, str(error), "reserved")]
+        ) from None
+
+
+class RouterServicer(pb.RouterServiceServicer):
+    """The gateway's RPCs."""
+
+    def __init__(self, settings: Settings, upstream: Upstream, catalog: Catalog) -> None:
+        self._settings = settings
+        self._upstream = upstream
+        self._catalog = catalog
+
+    async def Chat(
+        self, request: pb.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ChatResponse:
+        try:
+            _validated(request, "ChatRequest")
+            body = _encode(request, stream=False)
+            seconds = budget(self._settings, context.time_remaining())
+            reply = await self._upstream.chat(body, seconds=seconds)
+            try:
+                response = responses.chat_response(reply)
+            except ValueError as error:
+                raise GatewayError(
+                    grpc.StatusCode.INTERNAL, str(error), reason="UPSTREAM_BAD_RESPONSE"
+                ) from None
+            for choice in reply.get("choices") or []:
+                if isinstance(choice, dict) and isinstance(choice.get("error"), dict):
+                    raise upstream_error(200, {"error": choice["error"]})
+            response.quantization = await self._catalog.served_quantization(
+                response.model,
+                response.provider,
+                request.provider.quantizations,
+                seconds=min(_LOOKUP_SECONDS, seconds),
+            )
+            return response
+        except GatewayError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable: abort raises") from None
+
+    async def StreamChat(
+        self, request: pb.StreamChatRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.StreamChatResponse]:
+        try:
+            _validated(request, "StreamChatRequest")
+            chat = request.request
+            body = _encode(chat, stream=True, prefix="request.")
+            seconds = budget(self._settings, context.time_remaining())
+            async with self._upstream.stream_chat(body, seconds=seconds) as events:
+                async for message in self._relay(events, chat, seconds):
+                    yield message
+        except GatewayError as error:
+            await _abort(context, error)
+
+    async def _relay(
+        self, events: AsyncIterator[Any], chat: pb.ChatRequest, seconds: float
+    ) -> AsyncIterator[pb.StreamChatResponse]:
+        """Turn SSE events into messages; only ``[DONE]`` ends the relay cleanly."""
+        async for event in events:
+            data = event.data
+            if data == "[DONE]":
+                return
+            if not data:
+                continue
+            try:
+                payload = json.loads(data)
+            except ValueError:
+                raise GatewayError(
+                    grpc.StatusCode.INTERNAL,
+                    "the upstream sent an unreadable stream event",
+                    reason="UPSTREAM_BAD_RESPONSE",
+                ) from None
+            if not isinstance(payload, dict):
+                raise GatewayError(
+                    grpc.StatusCode.INTERNAL,
+                    "the upstream sent a stream event that is not an object",
+                    reason="UPSTREAM_BAD_RESPONSE",
+                )
+            if isinstance(payload.get("error"), dict):
+                raise upstream_error(200, payload)
+            chunk = responses.stream_chunk(payload)
+            if chunk.HasField("usage"):
+                chunk.quantization = await self._catalog.served_quantization(
+                    chunk.model,
+                    chunk.provider,
+                    chat.provider.quantizations,
+                    seconds=min(_LOOKUP_SECONDS, seconds),
+                )
+            yield chunk
+        raise GatewayError(
+            grpc.StatusCode.UNAVAILABLE,
+            "the upstream stream ended before [DONE]",
+            reason="STREAM_INTERRUPTED",
+        )
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListModelsResponse:
+        try:
+            _validated(request, "ListModelsRequest")
+            seconds = budget(self._settings, context.time_remaining())
+            models = await self._catalog.models(seconds=seconds)
+            wanted = set(request.supported_parameters)
+            return pb.ListModelsResponse(
+                models=[m for m in models if wanted <= set(m.supported_parameters)]
+            )
+        except GatewayError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable: abort raises") from None
+
+    async def ListEndpoints(
+        self, request: pb.ListEndpointsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListEndpointsResponse:
+        try:
+            _validated(request, "ListEndpointsRequest")
+            seconds = budget(self._settings, context.time_remaining())
+            endpoints = await self._catalog.endpoints(request.model, seconds=seconds)
+            return pb.ListEndpointsResponse(model=request.model, endpoints=endpoints)
+        except GatewayError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable: abort raises") from None
