@@ -24,6 +24,8 @@ from .listing import endpoints_json, model_json, models_json
 from .state import STATE, EmulatorState
 
 API_PREFIX = "/api/v1"
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+"""Generous, because real prompts carry base64 images and files; aiohttp's default is 1 MiB."""
 _log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,7 +40,9 @@ def create_app(
     """Build the emulator; ``require_key`` turns on bearer-key checks for ``/api/v1``."""
     if stream_delay_s < 0:
         raise ValueError("stream_delay_s must not be negative")
-    app = web.Application(middlewares=[_errors_as_json, _authenticate])
+    app = web.Application(
+        middlewares=[_errors_as_json, _authenticate], client_max_size=MAX_REQUEST_BYTES
+    )
     app[STATE] = EmulatorState(
         catalogue=catalogue or default_catalogue(),
         require_key=require_key,
@@ -66,6 +70,8 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, exc.reason, headers=headers)
+    except ConnectionResetError:
+        raise  # the client went away; there is nobody left to answer
     except Exception:
         _log.exception("emulator handler failed for %s %s", request.method, request.path)
         return error_response(500, "Internal Server Error", {"error_type": "server"})

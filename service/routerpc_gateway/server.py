@@ -9,6 +9,7 @@ close.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 from collections.abc import Callable
@@ -65,34 +66,43 @@ async def serve(
         log.info("serving from OpenRouter at %s", settings.upstream_base)
 
     upstream = Upstream(settings)
-    server = grpc.aio.server(options=server_options(settings))
-    pb.add_RouterServiceServicer_to_server(
-        RouterServicer(settings, upstream, Catalog(upstream, settings.catalog_ttl)), server
-    )
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [pb.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
-    await server.start()
-    for service in ("", pb.SERVICE_NAME):
-        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    log.info("routerpc listening on %s:%d", settings.host, port)
-    if on_ready is not None:
-        on_ready(port)
-
-    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    handled: list[signal.Signals] = []
     try:
+        server = grpc.aio.server(options=server_options(settings))
+        pb.add_RouterServiceServicer_to_server(
+            RouterServicer(settings, upstream, Catalog(upstream, settings.catalog_ttl)), server
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            [pb.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        try:
+            port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        except RuntimeError:
+            # grpc reports every bind failure (port taken, unknown or foreign address) as a bare
+            # RuntimeError; the CLI turns OSError into its one-line "cannot serve on" message.
+            raise OSError(
+                errno.EADDRNOTAVAIL, "cannot bind (address in use or not available here)"
+            ) from None
+        await server.start()
+        for service in ("", pb.SERVICE_NAME):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("routerpc listening on %s:%d", settings.host, port)
+        if on_ready is not None:
+            on_ready(port)
+
+        stop = stop or asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
         await stop.wait()
         log.info("draining: up to %.1fs for in-flight calls", settings.grace_period)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_period)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in handled:
             loop.remove_signal_handler(sig)
         await upstream.aclose()
         if emulator is not None:

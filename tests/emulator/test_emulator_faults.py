@@ -94,7 +94,7 @@ async def test_without_fault_first_byte_is_fast(client: httpx.AsyncClient) -> No
     started = time.monotonic()
     response = await client.post("/chat/completions", json=chat_body(MODEL))
     assert response.status_code == 200
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 1.0
 
 
 async def test_mid_stream_error_sends_chunks_then_error_event_without_done(
