@@ -13,9 +13,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from routerpc import pb
+from routerpc import FieldViolation, pb
 from routerpc._gen import enums
 from routerpc_gateway import responses
+from routerpc_gateway.errors import invalid_argument
 from routerpc_gateway.upstream import Upstream
 
 __all__ = ["Catalog"]
@@ -74,6 +75,13 @@ class Catalog:
 
     async def endpoints(self, model: str, *, seconds: float) -> list[pb.Endpoint]:
         """A model's provider endpoints."""
+        if any(part in (".", "..") for part in model.split("/")):
+            # The slug pattern admits "../..", which the URL would resolve to a path outside
+            # /models: a caller must never pick the upstream path the gateway's key is sent to.
+            raise invalid_argument(
+                "invalid ListEndpointsRequest: model",
+                [FieldViolation("model", "author and slug may not be '.' or '..'", "model.path")],
+            )
 
         async def load() -> list[pb.Endpoint]:
             body = await self._upstream.get(f"models/{model}/endpoints", seconds=seconds)
