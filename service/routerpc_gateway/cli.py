@@ -33,6 +33,7 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
         "largest upstream reply (ROUTERPC_MAX_UPSTREAM_RESPONSE_BYTES; 32 MiB)",
     ),
     "grace_period": (float, "drain seconds on SIGTERM (ROUTERPC_GRACE_PERIOD; 25)"),
+    "drain_delay": (float, "NOT_SERVING seconds before refusing calls (ROUTERPC_DRAIN_DELAY; 1)"),
     "catalog_ttl": (float, "models/endpoints cache seconds (ROUTERPC_CATALOG_TTL; 60)"),
     "log_level": (str, "debug, info, warning or error (ROUTERPC_LOG_LEVEL)"),
     "log_format": (str, "text or json (ROUTERPC_LOG_FORMAT)"),

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     grace_period: float = Field(
         25.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM."
     )
+    drain_delay: float = Field(
+        1.0,
+        ge=0,
+        le=300,
+        description="Seconds between turning health NOT_SERVING and refusing new calls on "
+        "SIGTERM, so load balancers and health probes see the drain before connections close.",
+    )
     catalog_ttl: float = Field(
         60.0, ge=0, description="Seconds the models and endpoints lists are cached."
     )

@@ -75,6 +75,44 @@ _REASON_BY_STATUS: Mapping[int, str] = {
 }
 
 
+_MAX_MESSAGE_BYTES = 1024
+"""Longest status message sent, in UTF-8 bytes.
+
+A status travels in the trailers twice (``grpc-message``, percent-encoded, and inside
+``grpc-status-details-bin``, base64-encoded), and gRPC clients drop a call whose trailers pass
+8 KiB (soft limit) or 16 KiB (hard limit): the caller would see ``RESOURCE_EXHAUSTED "received
+metadata size exceeds hard limit"`` instead of the real error. Upstream text is not ours to bound,
+so every status is clipped here."""
+_MAX_KEY_CHARS = 64
+"""``google.rpc.ErrorInfo``: metadata keys are at most 64 characters."""
+_MAX_VALUE_BYTES = 1024
+"""Longest single ErrorInfo metadata value or BadRequest text, in UTF-8 bytes."""
+_DETAILS_BUDGET_BYTES = 2048
+"""All ErrorInfo metadata plus all BadRequest violations together, in UTF-8 bytes; entries that
+no longer fit are left out (upstream errors put ``httpStatus`` and ``availability*`` first)."""
+_ELLIPSIS = "\u2026"
+
+
+def _text(text: str) -> str:
+    """``text`` with lone surrogates replaced: they are legal as JSON escapes (``"\\ud800"``) but
+    not in a protobuf string, where they would make building the status raise (and turn any
+    error into UNKNOWN)."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _clip(text: str, limit: int) -> str:
+    """``_text(text)`` in at most ``limit`` UTF-8 bytes, ending in an ellipsis when cut."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data.decode("utf-8")
+    keep = limit - len(_ELLIPSIS.encode())
+    return data[:keep].decode("utf-8", "ignore") + _ELLIPSIS
+
+
+def _size(*texts: str) -> int:
+    return sum(len(t.encode("utf-8")) for t in texts)
+
+
 def grpc_code_for_http(status: int) -> grpc.StatusCode:
     """The gRPC code for an upstream HTTP status, including ones the table does not name."""
     if status in HTTP_TO_GRPC:
@@ -123,27 +161,48 @@ class GatewayError(Exception):
         self.violations = tuple(violations)
 
     def to_status(self) -> status_pb2.Status:
-        """The ``google.rpc.Status`` sent in the ``grpc-status-details-bin`` trailer."""
+        """The ``google.rpc.Status`` sent in the ``grpc-status-details-bin`` trailer.
+
+        Bounded whatever the error holds (see ``_MAX_MESSAGE_BYTES``): the message is clipped,
+        metadata keys and values are clipped, and metadata and violations share one byte budget.
+        """
+        budget = _DETAILS_BUDGET_BYTES
+        metadata: dict[str, str] = {}
+        for raw_key, raw_value in self.metadata.items():
+            key = _text(str(raw_key))[:_MAX_KEY_CHARS]
+            value = _clip(str(raw_value), _MAX_VALUE_BYTES)
+            if key and key not in metadata and _size(key, value) <= budget:
+                metadata[key] = value
+                budget -= _size(key, value)
         details: list[any_pb2.Any] = []
         info = error_details_pb2.ErrorInfo(
-            reason=self.reason, domain=self.domain, metadata=self.metadata
+            reason=_text(self.reason)[:63], domain=self.domain, metadata=metadata
         )
         details.append(_pack(info))
         if self.retry_after is not None:
             delay = duration_pb2.Duration()
             delay.FromNanoseconds(int(self.retry_after * 1e9))
             details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-        if self.violations:
-            bad = error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description, reason=v.reason
-                    )
-                    for v in self.violations
-                ]
+        violations = []
+        for v in self.violations:
+            field, description, reason = (
+                _clip(text, _MAX_VALUE_BYTES) for text in (v.field, v.description, v.reason)
             )
-            details.append(_pack(bad))
-        return status_pb2.Status(code=self.code.value[0], message=self.message, details=details)
+            if _size(field, description, reason) > budget:
+                break
+            budget -= _size(field, description, reason)
+            violations.append(
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=field, description=description, reason=reason
+                )
+            )
+        if violations:
+            details.append(_pack(error_details_pb2.BadRequest(field_violations=violations)))
+        return status_pb2.Status(
+            code=self.code.value[0],
+            message=_clip(self.message, _MAX_MESSAGE_BYTES),
+            details=details,
+        )
 
 
 def _pack(message: Any) -> any_pb2.Any:
@@ -163,14 +222,12 @@ def invalid_argument(message: str, violations: Sequence[FieldViolation]) -> Gate
 
 
 def _flat_metadata(error: Mapping[str, Any]) -> dict[str, str]:
-    """ErrorInfo metadata (string map, lowerCamelCase keys) from an OpenRouter error object."""
+    """ErrorInfo metadata (string map, lowerCamelCase keys) from an OpenRouter error object.
+
+    The documented ``availability`` fields come first so that, when ``to_status`` has to leave
+    entries out, it leaves out free-form provider metadata rather than them.
+    """
     out: dict[str, str] = {}
-    raw = error.get("metadata")
-    if isinstance(raw, Mapping):
-        for key, value in raw.items():
-            if key == "raw":  # the provider's own body: large, unstructured, may echo input
-                continue
-            out[_camel(str(key))] = value if isinstance(value, str) else _compact(value)
     availability = error.get("availability")
     if isinstance(availability, Mapping):
         for key in ("code", "excluded_by", "constraint", "requested_models", "retryable"):
@@ -179,7 +236,15 @@ def _flat_metadata(error: Mapping[str, Any]) -> dict[str, str]:
                 out[_camel(f"availability_{key}")] = (
                     value if isinstance(value, str) else _compact(value)
                 )
-    return {k: v[:1024] for k, v in out.items()}
+    raw = error.get("metadata")
+    if isinstance(raw, Mapping):
+        for key, value in raw.items():
+            if key == "raw":  # the provider's own body: large, unstructured, may echo input
+                continue
+            name = _camel(str(key))[:_MAX_KEY_CHARS]
+            if name and name not in out:
+                out[name] = value if isinstance(value, str) else _compact(value)
+    return {k: _clip(v, _MAX_VALUE_BYTES) for k, v in out.items()}
 
 
 def _camel(key: str) -> str:
@@ -203,8 +268,8 @@ def upstream_error(http_status: int, body: Any, *, retry_after: str | None = Non
     elif http_status == 200:
         status = 502
     message = str(error.get("message") or f"upstream returned HTTP {http_status}")
-    metadata = _flat_metadata(error)
-    metadata["httpStatus"] = str(status)
+    metadata = {"httpStatus": str(status)}  # first: never the entry left out of the budget
+    metadata.update((k, v) for k, v in _flat_metadata(error).items() if k != "httpStatus")
     raw_meta = error.get("metadata")
     error_type = raw_meta.get("error_type") if isinstance(raw_meta, Mapping) else None
     availability = error.get("availability")

@@ -98,8 +98,13 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
             handled.append(sig)
         await stop.wait()
-        log.info("draining: up to %.1fs for in-flight calls", settings.grace_period)
+        log.info(
+            "draining: NOT_SERVING for %.1fs, then up to %.1fs for in-flight calls",
+            settings.drain_delay,
+            settings.grace_period,
+        )
         await health_servicer.enter_graceful_shutdown()
+        await asyncio.sleep(settings.drain_delay)
         await server.stop(settings.grace_period)
     finally:
         for sig in handled:

@@ -38,6 +38,8 @@ PYTHON = str(BIN / "python") if (BIN / "python").exists() else sys.executable
 ROUTERPC = str(BIN / "routerpc")
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
+ENDS_WITHOUT_DONE = "recorder/ends-without-done"
+"""Model that makes the recording upstream end a stream cleanly but without ``[DONE]``."""
 LISTENING = re.compile(r"routerpc listening on 127\.0\.0\.1:(\d+)")
 
 
@@ -210,11 +212,12 @@ class Exchange:
 class RecordingUpstream:
     """An aiohttp upstream in its own thread that records requests and client disconnects.
 
-    ``POST /api/v1/chat/completions`` never finishes on its own: a streaming request gets one
-    content chunk and then an SSE keep-alive comment every 50 ms; a unary one just waits. Either
-    way the handler records when the gateway dropped the connection (aiohttp cancels the handler
-    on disconnect with ``handler_cancellation=True``, and a write to a closed stream fails).
-    Every other path answers 404 after being recorded.
+    ``POST /api/v1/chat/completions`` for model ``ENDS_WITHOUT_DONE`` streams two chunks and ends
+    the body cleanly without ``[DONE]``. For any other model it never finishes on its own: a
+    streaming request gets one content chunk and then an SSE keep-alive comment every 50 ms; a
+    unary one just waits. Either way the handler records when the gateway dropped the connection
+    (aiohttp cancels the handler on disconnect with ``handler_cancellation=True``, and a write to a
+    closed stream fails). Every other path answers 404 after being recorded.
     """
 
     hang_s: float = 30.0
@@ -256,6 +259,8 @@ class RecordingUpstream:
         exchange = Exchange(request.method, request.path, body, time.monotonic())
         with self._lock:
             self.exchanges.append(exchange)
+        if body.get("model") == ENDS_WITHOUT_DONE:
+            return await self._ends_without_done(request, exchange)
         try:
             if body.get("stream"):
                 response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -283,6 +288,24 @@ class RecordingUpstream:
             {"error": {"code": 504, "message": "recorder gave up"}}, status=504
         )
 
+    async def _ends_without_done(
+        self, request: web.Request, exchange: Exchange
+    ) -> web.StreamResponse:
+        """Two well-formed chunks, then a clean end of the HTTP body with no ``[DONE]``."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for piece in ("Echo", ": cut"):
+            event = {
+                "id": "gen-no-done",
+                "model": ENDS_WITHOUT_DONE,
+                "provider": "Recorder",
+                "choices": [{"index": 0, "delta": {"content": piece}}],
+            }
+            await response.write(b"data: " + _json(event) + b"\n\n")
+        await response.write_eof()
+        self._finish(exchange, "completed")
+        return response
+
     async def _other(self, request: web.Request) -> web.Response:
         exchange = Exchange(request.method, request.path, None, time.monotonic())
         exchange.ended, exchange.outcome = exchange.started, "completed"
@@ -298,7 +321,9 @@ class RecordingUpstream:
             app = web.Application()
             app.router.add_post("/api/v1/chat/completions", self._chat)
             app.router.add_route("*", "/{tail:.*}", self._other)
-            runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+            runner = web.AppRunner(
+                app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+            )
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()

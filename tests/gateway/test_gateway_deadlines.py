@@ -46,7 +46,9 @@ def test_one_second_deadline_on_a_slow_upstream_fails_deadline_exceeded_promptly
 
     assert elapsed < 3.0, f"took {elapsed:.2f}s; the emulator's delay is 3 s"
     assert elapsed >= 0.5
-    assert info.value.reason == "UPSTREAM_TIMEOUT"
+    # Usually the gateway's own UPSTREAM_TIMEOUT status (it keeps a 50 ms margin), but the
+    # transport deadline may win that race on a loaded machine; only the code is contractual.
+    assert info.value.reason in ("UPSTREAM_TIMEOUT", "")
     assert len(upstream.requests()) == 1
 
 

@@ -31,8 +31,8 @@ async def _eventually(check: Callable[[], bool], timeout_s: float) -> bool:
     return check()
 
 
-async def _health_during_drain(target: str) -> str:
-    """NOT_SERVING, or the code the refused health call failed with."""
+async def _health(target: str) -> str:
+    """The serving status, or the code the health call failed with."""
     async with grpc.aio.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
@@ -40,6 +40,16 @@ async def _health_during_drain(target: str) -> str:
         except grpc.aio.AioRpcError as error:
             return error.code().name
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+async def _health_until_refused(target: str, timeout_s: float) -> list[str]:
+    """Health statuses seen from the start of the drain until the server refuses the call."""
+    seen = [await _health(target)]
+    deadline = time.monotonic() + timeout_s
+    while seen[-1] != "UNAVAILABLE" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        seen.append(await _health(target))
+    return seen
 
 
 async def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_zero(
@@ -66,6 +76,10 @@ async def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_ze
         signalled = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
         assert await _eventually(lambda: "draining" in gateway.log_text(), 5), gateway.log_text()
+        health = await _health_until_refused(gateway.target, 5)
+        assert health[-1] == "UNAVAILABLE", f"health during the drain: {health}"
+        assert "SERVING" not in health[1:], f"health during the drain: {health}"
+        assert "NOT_SERVING" in health, f"probes must see NOT_SERVING before refusal: {health}"
 
         async with AsyncRouterClient(
             gateway.target, timeout=3, retry_unavailable=False
@@ -73,8 +87,8 @@ async def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_ze
             with pytest.raises(RouterError) as refused:
                 await late_client.chat(seed_request())
         assert isinstance(refused.value, UnavailableError), refused.value
-        assert await _health_during_drain(gateway.target) in ("NOT_SERVING", "UNAVAILABLE")
         assert len(emulator.requests()) == 2, "the refused call must not reach the upstream"
+        assert not unary.done(), "the drain must not have cut the in-flight unary call"
 
         after = [chunk async for chunk in stream]
         result = await asyncio.wait_for(unary, 10)

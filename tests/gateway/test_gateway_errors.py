@@ -8,7 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_e2e import Emulator, Gateway, faulty, seed_request
+from gateway_e2e import (
+    ENDS_WITHOUT_DONE,
+    Emulator,
+    Gateway,
+    RecordingUpstream,
+    faulty,
+    seed_request,
+)
 
 from routerpc import ChatRequest as Request
 from routerpc import (
@@ -255,6 +262,22 @@ def test_cut_stream_is_unavailable_after_some_chunks(
 
     assert "".join(received)
     assert info.value.domain == GATEWAY_DOMAIN
+
+
+def test_stream_whose_body_ends_cleanly_without_done_is_unavailable_not_ok(
+    recorded_gateway: Gateway, recorder: RecordingUpstream, expect_error: Any
+) -> None:
+    received: list[str] = []
+    with (
+        RouterClient(recorded_gateway.target, timeout=10, retry_unavailable=False) as client,
+        expect_error(UnavailableError) as info,
+    ):
+        for chunk in client.stream_chat(seed_request(ENDS_WITHOUT_DONE)):
+            received.append(chunk.text)
+
+    assert "".join(received) == "Echo: cut"
+    assert info.value.reason == "STREAM_INTERRUPTED"
+    assert [e.outcome for e in recorder.snapshot()] == ["completed"]
 
 
 def test_cut_unary_body_is_unavailable(
