@@ -68,7 +68,21 @@ class ChatRequest:
         return ChatRequest(clone)
 
     def __getattr__(self, name: str) -> Any:
+        # Only fields and proto methods are delegated: a private or dunder name (``_proto`` before
+        # ``__init__`` ran, ``__deepcopy__``, ``__reduce_ex__`` ...) must not reach the proto, or
+        # copy and pickle recurse forever or hand back a bare proto instead of a ChatRequest.
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._proto, name)
+
+    def __copy__(self) -> ChatRequest:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ChatRequest:
+        return self.copy()
+
+    def __reduce__(self) -> tuple[type[ChatRequest], tuple[pb.ChatRequest]]:
+        return (ChatRequest, (self._proto,))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(getattr(type(self), name, None), property):
@@ -106,14 +120,26 @@ def _assign(message: Message, name: str, value: Any) -> None:
 
 def _replace_repeated(message: Message, name: str, values: Iterable[Any]) -> None:
     target = getattr(message, name)
+    # Read the new value before clearing: it may be (a view of) the field itself, as in
+    # ``request.stop = request.stop`` or ``request.metadata = request.metadata``.
     if isinstance(values, dict) or hasattr(target, "keys"):
+        pairs = dict(values)
         target.clear()
-        target.update(values)
+        target.update(pairs)
         return
+    items = [_detached(item) for item in values]
     del target[:]
-    items = list(values)
     if items and isinstance(items[0], Message):
         for item in items:
             target.add().CopyFrom(item)
     else:
         target.extend(items)
+
+
+def _detached(item: Any) -> Any:
+    """A message element copied out of its container, so clearing the container keeps it."""
+    if isinstance(item, Message):
+        clone = type(item)()
+        clone.CopyFrom(item)
+        return clone
+    return item

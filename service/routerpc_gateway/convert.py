@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -43,17 +44,35 @@ from routerpc_gateway.openrouter import (
     UrlBody,
 )
 
-__all__ = ["RESERVED_EXTRA_FIELDS", "ExtraBodyConflictError", "chat_body", "encode_chat", "wire"]
+__all__ = [
+    "RESERVED_EXTRA_FIELDS",
+    "ExtraBodyConflictError",
+    "InvalidBodyError",
+    "body_dict",
+    "chat_body",
+    "encode_chat",
+    "provider_body",
+    "wire",
+]
 
 RESERVED_EXTRA_FIELDS = frozenset({"stream", "stream_options"})
 """Keys ``extra_body`` may not carry: the RPC (Chat or StreamChat) decides streaming."""
 
 
-class ExtraBodyConflictError(ValueError):
+class InvalidBodyError(ValueError):
+    """A value the proto rules cannot express is unusable as JSON (names the request field)."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.field = field
+        self.description = description
+
+
+class ExtraBodyConflictError(InvalidBodyError):
     """``extra_body`` tried to set a key the gateway controls."""
 
     def __init__(self, key: str) -> None:
-        super().__init__(f"extra_body may not set {key!r}; the RPC decides it")
+        super().__init__(f"extra_body.{key}", f"extra_body may not set {key!r}; the RPC decides it")
         self.key = key
 
 
@@ -62,8 +81,28 @@ def wire(kind: type[enum.IntEnum], value: int) -> str:
     return kind(value).name.lower()
 
 
-def _struct(value: struct_pb2.Struct) -> dict[str, Any]:
-    result: dict[str, Any] = json_format.MessageToDict(value)
+_MAX_SAFE_INTEGER = 2**53
+
+
+def _plain(value: Any, where: str) -> Any:
+    """JSON-ready Struct content: integral numbers as integers (Struct stores every number as a
+    double, and ``3.0`` where a schema says ``integer`` is untidy), NaN and infinities refused
+    (they are not JSON)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidBodyError(where, "must be a finite number (NaN and Infinity are not JSON)")
+        if value.is_integer() and abs(value) <= _MAX_SAFE_INTEGER:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _struct(value: struct_pb2.Struct, where: str) -> dict[str, Any]:
+    result: dict[str, Any] = _plain(json_format.MessageToDict(value), where)
     return result
 
 
@@ -103,7 +142,7 @@ def _part(part: pb.ContentPart) -> ContentPartBody:
     return ContentPartBody.model_construct(**fields)
 
 
-def _message(message: pb.Message) -> MessageBody:
+def _message(message: pb.Message, where: str) -> MessageBody:
     fields: dict[str, Any] = {"role": wire(enums.Role, message.role)}
     content = message.WhichOneof("content")
     if content == "text":
@@ -128,25 +167,29 @@ def _message(message: pb.Message) -> MessageBody:
     if message.HasField("refusal"):
         fields["refusal"] = message.refusal
     if message.HasField("reasoning_details"):
-        fields["reasoning_details"] = json_format.MessageToDict(message.reasoning_details)
+        fields["reasoning_details"] = _plain(
+            json_format.MessageToDict(message.reasoning_details), f"{where}.reasoning_details"
+        )
     return MessageBody.model_construct(**fields)
 
 
-def _tool(tool: pb.Tool) -> ToolBody:
+def _tool(tool: pb.Tool, where: str) -> ToolBody:
     fields: dict[str, Any] = {}
     if tool.WhichOneof("tool") == "function":
         function: dict[str, Any] = {"name": tool.function.name}
         if tool.function.description:
             function["description"] = tool.function.description
         if tool.function.HasField("parameters"):
-            function["parameters"] = _struct(tool.function.parameters)
+            function["parameters"] = _struct(
+                tool.function.parameters, f"{where}.function.parameters"
+            )
         if tool.function.HasField("strict"):
             function["strict"] = tool.function.strict
         fields = {"type": "function", "function": FunctionBody.model_construct(**function)}
     else:
         fields = {"type": tool.server.type}
         if tool.server.HasField("parameters"):
-            fields["parameters"] = _struct(tool.server.parameters)
+            fields["parameters"] = _struct(tool.server.parameters, f"{where}.server.parameters")
     if tool.HasField("cache_control"):
         fields["cache_control"] = _cache_control(tool.cache_control)
     return ToolBody.model_construct(**fields)
@@ -171,7 +214,7 @@ def _response_format(fmt: pb.ResponseFormat) -> ResponseFormatBody:
         if spec.description:
             schema["description"] = spec.description
         if spec.HasField("schema"):
-            schema["schema_"] = _struct(spec.schema)
+            schema["schema_"] = _struct(spec.schema, "response_format.json_schema.schema")
         if spec.HasField("strict"):
             schema["strict"] = spec.strict
         fields["json_schema"] = JsonSchemaBody.model_construct(**schema)
@@ -190,8 +233,10 @@ def _reasoning(reasoning: pb.Reasoning) -> ReasoningBody:
     return ReasoningBody.model_construct(**fields)
 
 
-def _plugin(plugin: pb.Plugin) -> PluginBody:
-    fields: dict[str, Any] = _struct(plugin.options) if plugin.HasField("options") else {}
+def _plugin(plugin: pb.Plugin, where: str) -> PluginBody:
+    fields: dict[str, Any] = {}
+    if plugin.HasField("options"):
+        fields = _struct(plugin.options, f"{where}.options")
     fields["id"] = plugin.id
     if plugin.HasField("enabled"):
         fields["enabled"] = plugin.enabled
@@ -265,7 +310,7 @@ _SCALARS = (
 def chat_body(request: pb.ChatRequest, *, stream: bool) -> ChatBody:
     """The typed OpenRouter body for ``request`` (``extra_body`` excluded; see encode_chat)."""
     fields: dict[str, Any] = _present(request, _SCALARS)
-    fields["messages"] = [_message(m) for m in request.messages]
+    fields["messages"] = [_message(m, f"messages[{i}]") for i, m in enumerate(request.messages)]
     if request.model:
         fields["model"] = request.model
     if request.models:
@@ -273,7 +318,7 @@ def chat_body(request: pb.ChatRequest, *, stream: bool) -> ChatBody:
     if stream:
         fields["stream"] = True
     if request.tools:
-        fields["tools"] = [_tool(t) for t in request.tools]
+        fields["tools"] = [_tool(t, f"tools[{i}]") for i, t in enumerate(request.tools)]
     if request.HasField("tool_choice"):
         fields["tool_choice"] = _tool_choice(request.tool_choice)
     if request.HasField("response_format"):
@@ -285,7 +330,7 @@ def chat_body(request: pb.ChatRequest, *, stream: bool) -> ChatBody:
     if request.HasField("reasoning"):
         fields["reasoning"] = _reasoning(request.reasoning)
     if request.plugins:
-        fields["plugins"] = [_plugin(p) for p in request.plugins]
+        fields["plugins"] = [_plugin(p, f"plugins[{i}]") for i, p in enumerate(request.plugins)]
     for name in ("user", "session_id"):
         if value := getattr(request, name):
             fields[name] = value
@@ -306,7 +351,7 @@ def body_dict(request: pb.ChatRequest, *, stream: bool) -> dict[str, Any]:
         mode="json", exclude_unset=True, by_alias=True
     )
     if request.HasField("extra_body"):
-        for key, value in _struct(request.extra_body).items():
+        for key, value in _struct(request.extra_body, "extra_body").items():
             if key in RESERVED_EXTRA_FIELDS:
                 raise ExtraBodyConflictError(key)
             body.setdefault(key, value)
@@ -315,4 +360,5 @@ def body_dict(request: pb.ChatRequest, *, stream: bool) -> dict[str, Any]:
 
 def encode_chat(request: pb.ChatRequest, *, stream: bool) -> bytes:
     """The request body bytes for ``POST /chat/completions``."""
-    return json.dumps(body_dict(request, stream=stream), separators=(",", ":")).encode()
+    body = body_dict(request, stream=stream)
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()

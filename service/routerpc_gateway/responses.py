@@ -111,8 +111,23 @@ def _choice(raw: Mapping[str, Any]) -> pb.Choice:
     return choice
 
 
+def _shape_error(what: str, error: Exception) -> ValueError:
+    return ValueError(f"{what} is not the documented shape ({type(error).__name__}: {error})")
+
+
 def chat_response(body: Mapping[str, Any], quantization: int = 0) -> pb.ChatResponse:
-    """A ``ChatResponse`` from a chat-completions body."""
+    """A ``ChatResponse`` from a chat-completions body.
+
+    Raises ``ValueError`` for any body that is not the documented shape, including a nested
+    value of the wrong JSON type (``"choices": [null]``), so callers handle one exception.
+    """
+    try:
+        return _chat_response(body, quantization)
+    except (AttributeError, TypeError) as error:
+        raise _shape_error("completion body", error) from None
+
+
+def _chat_response(body: Mapping[str, Any], quantization: int) -> pb.ChatResponse:
     choices = body.get("choices")
     if not isinstance(choices, list):
         raise ValueError("completion body has no choices list")
@@ -150,7 +165,14 @@ def _delta(raw: Mapping[str, Any]) -> pb.Delta:
 
 
 def stream_chunk(body: Mapping[str, Any], quantization: int = 0) -> pb.StreamChatResponse:
-    """A ``StreamChatResponse`` from one SSE data event."""
+    """A ``StreamChatResponse`` from one SSE data event; ``ValueError`` as ``chat_response``."""
+    try:
+        return _stream_chunk(body, quantization)
+    except (AttributeError, TypeError) as error:
+        raise _shape_error("stream chunk", error) from None
+
+
+def _stream_chunk(body: Mapping[str, Any], quantization: int) -> pb.StreamChatResponse:
     chunk = pb.StreamChatResponse(
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),

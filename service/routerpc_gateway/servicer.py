@@ -16,7 +16,7 @@ import grpc
 import grpc.aio
 from grpc_status import rpc_status
 
-from routerpc import pb
+from routerpc import FieldViolation, pb
 from routerpc._validation import field_violations
 from routerpc_gateway import convert, responses
 from routerpc_gateway.catalog import Catalog
@@ -47,12 +47,11 @@ def _validated(message: Any, what: str) -> None:
 def _encode(request: pb.ChatRequest, *, stream: bool, prefix: str = "") -> bytes:
     try:
         return convert.encode_chat(request, stream=stream)
-    except convert.ExtraBodyConflictError as error:
-        from routerpc import FieldViolation
-
-        field = f"{prefix}extra_body.{error.key}"
+    except convert.InvalidBodyError as error:
+        field = f"{prefix}{error.field}"
+        reason = "reserved" if isinstance(error, convert.ExtraBodyConflictError) else "json"
         raise invalid_argument(
-            f"invalid ChatRequest: {field}", [FieldViolation(field, str(error), "reserved")]
+            f"invalid ChatRequest: {field}", [FieldViolation(field, error.description, reason)]
         ) from None
 
 
@@ -132,7 +131,12 @@ class RouterServicer(pb.RouterServiceServicer):
                 )
             if isinstance(payload.get("error"), dict):
                 raise upstream_error(200, payload)
-            chunk = responses.stream_chunk(payload)
+            try:
+                chunk = responses.stream_chunk(payload)
+            except ValueError as error:
+                raise GatewayError(
+                    grpc.StatusCode.INTERNAL, str(error), reason="UPSTREAM_BAD_RESPONSE"
+                ) from None
             if chunk.HasField("usage"):
                 chunk.quantization = await self._catalog.served_quantization(
                     chunk.model,

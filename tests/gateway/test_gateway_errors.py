@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+import struct
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from gateway_e2e import (
@@ -28,6 +31,7 @@ from routerpc import (
     RouterError,
     UnauthenticatedError,
     UnavailableError,
+    error_from_rpc,
     pb,
 )
 
@@ -117,6 +121,31 @@ def test_extra_body_setting_stream_is_invalid_argument_naming_extra_body_stream(
     with expect_error(InvalidArgumentError) as info:
         list(client.stream_chat(request))
     assert _fields(info.value) == ["request.extra_body.stream"]
+    assert upstream.requests() == []
+
+
+def test_non_finite_number_in_a_json_field_is_invalid_argument_naming_its_path(
+    channel: grpc.Channel, upstream: Emulator
+) -> None:
+    # Python's protobuf refuses to serialize NaN into a Struct, but other languages send it:
+    # put the NaN bits on the wire by hand.
+    placeholder = 12345.678
+    request = seed_request().proto
+    request.extra_body.update({"vendor": {"weights": [1, placeholder]}})
+    wire = request.SerializeToString().replace(
+        struct.pack("<d", placeholder), struct.pack("<d", math.nan)
+    )
+    chat = channel.unary_unary(
+        "/routerpc.v1.RouterService/Chat",
+        request_serializer=lambda raw: raw,
+        response_deserializer=lambda raw: raw,
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        chat(wire, timeout=15)
+
+    error = error_from_rpc(raised.value)
+    assert isinstance(error, InvalidArgumentError), error
+    assert _fields(error) == ["extra_body.vendor.weights[1]"]
     assert upstream.requests() == []
 
 

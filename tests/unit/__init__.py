@@ -1,0 +1,1 @@
+"""Unit tests: pure functions of the gateway, no processes or sockets."""
