@@ -37,6 +37,14 @@ _IMPORT_RE = re.compile(r"^(import )((?:routerpc|buf)\.[\w.]+)", re.MULTILINE)
 _DOTTED_RE = re.compile(r"(?<![\w.])((?:routerpc|buf)\.(?:v1|validate)\.\w+_pb2)\b")
 
 
+def _plugin(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found next to {sys.executable} or on PATH (mypy-protobuf)")
+    return found
+
+
 def _protos() -> list[str]:
     return sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
 
@@ -60,6 +68,9 @@ def generate(out: Path) -> None:
             "grpc_tools.protoc",
             f"-I{PROTO_ROOT}",
             f"-I{include}",
+            # The mypy plugins sit next to this interpreter; name them so PATH does not matter.
+            f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
+            f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
             f"--python_out={raw}",
             f"--grpc_python_out={raw}",
             f"--mypy_out={raw}",
@@ -67,7 +78,10 @@ def generate(out: Path) -> None:
             f"--descriptor_set_out={raw / 'descriptors.pb'}",
             *_protos(),
         ]
-        subprocess.run(cmd, check=True, cwd=PROTO_ROOT)
+        # The mypy plugins chatter on stderr ("Writing mypy to ..."); show it only on failure.
+        result = subprocess.run(cmd, cwd=PROTO_ROOT, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"protoc failed:\n{result.stdout}{result.stderr}")
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)

@@ -82,9 +82,23 @@ def _performance(value: Threshold) -> pb.PerformancePreference:
     return pb.PerformancePreference(value=float(value))
 
 
-def _content(content: str | Iterable[pb.ContentPart]) -> dict[str, Any]:
+CacheTtl = Literal[True, "5m", "1h"]
+"""A prompt-cache breakpoint: ``True`` for the provider's default lifetime, or "5m" / "1h"."""
+
+
+def _cache_control(cache: CacheTtl) -> pb.CacheControl:
+    return pb.CacheControl(ttl="" if cache is True else cache)
+
+
+def _content(
+    content: str | Iterable[pb.ContentPart], cache: CacheTtl | None = None
+) -> dict[str, Any]:
     if isinstance(content, str):
-        return {"text": content}
+        if cache is None:
+            return {"text": content}
+        # A cache breakpoint lives on a content part, so cached text travels as one text part.
+        part = pb.ContentPart(text=content, cache_control=_cache_control(cache))
+        return {"parts": pb.ContentParts(parts=[part])}
     return {"parts": pb.ContentParts(parts=list(content))}
 
 
@@ -131,13 +145,17 @@ class ChatRequestBuilder:
         """Append a user message: text or content parts."""
         return self.with_message(_message(Role.USER, name=name, **_content(content)))
 
-    def with_system(self, text: str | Iterable[pb.ContentPart]) -> Self:
-        """Append a system message."""
-        return self.with_message(_message(Role.SYSTEM, **_content(text)))
+    def with_system(
+        self, text: str | Iterable[pb.ContentPart], *, cache: CacheTtl | None = None
+    ) -> Self:
+        """Append a system message; ``cache`` marks it as a prompt-cache breakpoint."""
+        return self.with_message(_message(Role.SYSTEM, **_content(text, cache)))
 
-    def with_developer(self, text: str | Iterable[pb.ContentPart]) -> Self:
-        """Append a developer message."""
-        return self.with_message(_message(Role.DEVELOPER, **_content(text)))
+    def with_developer(
+        self, text: str | Iterable[pb.ContentPart], *, cache: CacheTtl | None = None
+    ) -> Self:
+        """Append a developer message; ``cache`` marks it as a prompt-cache breakpoint."""
+        return self.with_message(_message(Role.DEVELOPER, **_content(text, cache)))
 
     def with_assistant(
         self,
@@ -206,14 +224,19 @@ class ChatRequestBuilder:
         description: str = "",
         parameters: Mapping[str, Any] | struct_pb2.Struct | None = None,
         strict: bool | None = None,
+        cache: CacheTtl | None = None,
     ) -> Self:
-        """Offer a function tool; ``parameters`` is its JSON Schema."""
+        """Offer a function tool; ``parameters`` is its JSON Schema; ``cache`` puts a
+        prompt-cache breakpoint after the tool definitions up to this one."""
         function = pb.FunctionTool(name=name, description=description)
         if parameters is not None:
             function.parameters.CopyFrom(_struct(parameters))
         if strict is not None:
             function.strict = strict
-        return self._with(lambda r: r.tools.append(pb.Tool(function=function)))
+        tool = pb.Tool(function=function)
+        if cache is not None:
+            tool.cache_control.CopyFrom(_cache_control(cache))
+        return self._with(lambda r: r.tools.append(tool))
 
     def with_server_tool(
         self, tool_type: str, parameters: Mapping[str, Any] | struct_pb2.Struct | None = None
@@ -232,6 +255,11 @@ class ChatRequestBuilder:
     def with_forced_tool(self, function_name: str) -> Self:
         """The model must call this function."""
         choice = pb.ToolChoice(function_name=function_name)
+        return self._with(lambda r: r.tool_choice.CopyFrom(choice))
+
+    def with_forced_server_tool(self, tool_type: str) -> Self:
+        """The model must use this OpenRouter server tool ("openrouter:web_search")."""
+        choice = pb.ToolChoice(server_tool_type=tool_type)
         return self._with(lambda r: r.tool_choice.CopyFrom(choice))
 
     def with_parallel_tool_calls(self, enabled: bool = True) -> Self:
@@ -461,6 +489,9 @@ class ChatRequestBuilder:
     ) -> Self:
         """Order endpoints by price, throughput, latency or exacto; a partition sends the
         object form (``{"by": ..., "partition": ...}``)."""
+
+        if by is None and partition is None:
+            raise ValueError("with_sort needs a strategy, a partition, or both")
 
         def change(p: pb.ProviderConfig) -> None:
             if partition is None and by is not None:

@@ -83,6 +83,7 @@ EVERY_STEP: dict[str, Step] = {
     "with_tool": lambda b: b.with_tool("get_weather"),
     "with_server_tool": lambda b: b.with_server_tool("openrouter:web_search"),
     "with_tool_choice": lambda b: b.with_tool_choice("auto"),
+    "with_forced_server_tool": lambda b: b.with_forced_server_tool("openrouter:web_search"),
     "with_forced_tool": lambda b: b.with_forced_tool("get_weather"),
     "with_parallel_tool_calls": lambda b: b.with_parallel_tool_calls(False),
     "with_text_format": lambda b: b.with_text_format(),
@@ -980,3 +981,33 @@ def test_an_unknown_enum_name_is_a_clear_value_error_at_the_call(
 def test_an_undefined_enum_number_given_to_a_helper_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="99"):
         ChatRequestBuilder().with_quantizations(99)
+
+
+def test_with_forced_server_tool_sets_the_server_tool_choice() -> None:
+    request = ChatRequestBuilder().with_text("hi").with_forced_server_tool("openrouter:web_search")
+    choice = request.build().proto.tool_choice
+    assert choice.WhichOneof("choice") == "server_tool_type"
+    assert choice.server_tool_type == "openrouter:web_search"
+
+
+@pytest.mark.parametrize(("cache", "ttl"), [(True, ""), ("5m", "5m"), ("1h", "1h")])
+def test_cached_system_prompt_becomes_one_text_part_with_cache_control(
+    cache: Any, ttl: str
+) -> None:
+    request = ChatRequestBuilder().with_system("Be brief.", cache=cache).with_text("hi").build()
+    (part,) = request.proto.messages[0].parts.parts
+    assert part.text == "Be brief."
+    assert part.HasField("cache_control")
+    assert part.cache_control.ttl == ttl
+
+
+def test_with_tool_cache_puts_cache_control_on_that_tool() -> None:
+    request = ChatRequestBuilder().with_text("hi").with_tool("a").with_tool("b", cache="1h")
+    tools = request.build().proto.tools
+    assert not tools[0].HasField("cache_control")
+    assert tools[1].cache_control.ttl == "1h"
+
+
+def test_with_sort_without_strategy_or_partition_is_refused() -> None:
+    with pytest.raises(ValueError, match="with_sort needs"):
+        ChatRequestBuilder().with_sort()
