@@ -21,6 +21,7 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "host": (str, "address to listen on (ROUTERPC_HOST; default 0.0.0.0)"),
     "port": (int, "gRPC port (ROUTERPC_PORT; default 50051; 0 picks a free one)"),
     "upstream_url": (str, "OpenRouter base URL (ROUTERPC_UPSTREAM_URL)"),
+    "upstream_client": (str, "aiohttp (default, least CPU) or httpx (ROUTERPC_UPSTREAM_CLIENT)"),
     "http_referer": (str, "HTTP-Referer attribution header (ROUTERPC_HTTP_REFERER)"),
     "app_title": (str, "X-OpenRouter-Title attribution header (ROUTERPC_APP_TITLE)"),
     "connect_timeout": (float, "seconds to connect upstream (ROUTERPC_CONNECT_TIMEOUT; 5)"),

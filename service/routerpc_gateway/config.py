@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     emulator: bool = Field(
         False, description="Serve from the built-in emulator even when a key is set."
     )
+    upstream_client: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="HTTP client for upstream calls; aiohttp costs least CPU (bench/RESULTS.md).",
+    )
     http_referer: str = Field("", description="HTTP-Referer attribution header for OpenRouter.")
     app_title: str = Field("", description="X-OpenRouter-Title attribution header.")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to open an upstream connection.")

@@ -23,7 +23,7 @@ from routerpc_emulator import RunningEmulator, start_emulator
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.servicer import RouterServicer
-from routerpc_gateway.upstream import Upstream
+from routerpc_gateway.upstream import create_upstream
 
 __all__ = ["serve", "server_options"]
 
@@ -65,7 +65,7 @@ async def serve(
     else:
         log.info("serving from OpenRouter at %s", settings.upstream_base)
 
-    upstream = Upstream(settings)
+    upstream = create_upstream(settings)
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
     try:

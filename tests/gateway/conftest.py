@@ -57,9 +57,27 @@ def emulator(logs_dir: Path) -> Iterator[Emulator]:
         stop_process(emu.process)
 
 
+UPSTREAM_CLIENTS = ["aiohttp", "httpx"]
+"""Both upstream clients must give the same guarantees: the shared gateways run each in turn."""
+
+
+@pytest.fixture(scope="session", params=UPSTREAM_CLIENTS)
+def upstream_client(request: pytest.FixtureRequest) -> str:
+    client: str = request.param
+    return client
+
+
 @pytest.fixture(scope="session")
-def gateway(logs_dir: Path, emulator: Emulator, canary_key: str) -> Iterator[Gateway]:
-    gw = launch_gateway(logs_dir / "gateway.log", upstream_url=emulator.base_url, key=canary_key)
+def gateway(
+    logs_dir: Path, emulator: Emulator, canary_key: str, upstream_client: str
+) -> Iterator[Gateway]:
+    gw = launch_gateway(
+        logs_dir / f"gateway-{upstream_client}.log",
+        "--upstream-client",
+        upstream_client,
+        upstream_url=emulator.base_url,
+        key=canary_key,
+    )
     try:
         yield gw
     finally:
@@ -78,11 +96,13 @@ def recording_upstream() -> Iterator[RecordingUpstream]:
 
 @pytest.fixture(scope="session")
 def recorded_gateway(
-    logs_dir: Path, recording_upstream: RecordingUpstream, canary_key: str
+    logs_dir: Path, recording_upstream: RecordingUpstream, canary_key: str, upstream_client: str
 ) -> Iterator[Gateway]:
     """A second gateway process whose upstream is the in-test recording server."""
     gw = launch_gateway(
-        logs_dir / "recorded-gateway.log",
+        logs_dir / f"recorded-gateway-{upstream_client}.log",
+        "--upstream-client",
+        upstream_client,
         upstream_url=recording_upstream.base_url,
         key=canary_key,
     )

@@ -1,0 +1,159 @@
+"""The aiohttp upstream client (``--upstream-client aiohttp``, the default).
+
+Chosen for cost: on the gateway's real path it spends a fraction of httpx's CPU per request
+(bench/RESULTS.md). Every exit path that does not read a reply to its end closes the connection
+(``response.close()``), so a cancelled call is seen upstream as a disconnect and a half-read
+connection never returns to the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from routerpc_gateway.config import Settings
+from routerpc_gateway.errors import upstream_error
+from routerpc_gateway.upstream._base import (
+    SseEvent,
+    bad_response,
+    decode_json,
+    default_headers,
+    interrupted,
+    json_object,
+    stalled,
+    timed_out,
+    too_large,
+    unreachable,
+)
+from routerpc_gateway.upstream._sse import SseParser, SseTooLargeError
+
+__all__ = ["AiohttpUpstream"]
+
+_CHUNK = 64 * 1024
+
+
+def _client_error(error: aiohttp.ClientError, *, streaming: bool = False) -> Exception:
+    kind = type(error).__name__
+    if isinstance(error, aiohttp.ServerTimeoutError):
+        return stalled(kind)
+    if isinstance(error, aiohttp.ClientPayloadError) or (
+        streaming and isinstance(error, aiohttp.ServerDisconnectedError)
+    ):
+        return interrupted(kind)
+    return unreachable(kind)
+
+
+class AiohttpUpstream:
+    """OpenRouter over one pooled ``aiohttp.ClientSession``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._base = settings.upstream_base + "/"
+        self._max_bytes = settings.max_upstream_response_bytes
+        self._session = aiohttp.ClientSession(
+            headers=default_headers(settings),
+            connector=aiohttp.TCPConnector(
+                limit=settings.pool_size,
+                limit_per_host=settings.pool_size,
+                ttl_dns_cache=60,
+            ),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=settings.connect_timeout,
+                sock_read=settings.read_timeout,
+            ),
+            trust_env=False,
+            auto_decompress=True,
+            raise_for_status=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+        if response.content_length is not None and response.content_length > self._max_bytes:
+            raise too_large(self._max_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise too_large(self._max_bytes)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _send(
+        self, method: str, path: str, *, data: bytes | None, seconds: float
+    ) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(seconds):
+                response = await self._session.request(
+                    method, self._base + path, data=data, allow_redirects=False
+                )
+                try:
+                    raw = await self._read_bounded(response)
+                except BaseException:
+                    response.close()
+                    raise
+                response.release()
+        except TimeoutError:
+            raise timed_out(seconds) from None
+        except aiohttp.ClientError as error:
+            raise _client_error(error) from None
+        return json_object(response.status, raw, response.headers.get("Retry-After"))
+
+    async def chat(self, body: bytes, *, seconds: float) -> dict[str, Any]:
+        return await self._send("POST", "chat/completions", data=body, seconds=seconds)
+
+    async def get(self, path: str, *, seconds: float) -> dict[str, Any]:
+        return await self._send("GET", path, data=None, seconds=seconds)
+
+    @asynccontextmanager
+    async def stream_chat(
+        self, body: bytes, *, seconds: float
+    ) -> AsyncIterator[AsyncIterator[SseEvent]]:
+        try:
+            async with asyncio.timeout(seconds):
+                response = await self._session.post(
+                    self._base + "chat/completions",
+                    data=body,
+                    headers={"Accept": "text/event-stream"},
+                    allow_redirects=False,
+                )
+                try:
+                    if response.status >= 400:
+                        raw = await self._read_bounded(response)
+                        raise upstream_error(
+                            response.status,
+                            decode_json(response.status, raw),
+                            retry_after=response.headers.get("Retry-After"),
+                        )
+                    yield self._events(response)
+                finally:
+                    # Closing (not releasing) a reply read to [DONE] costs one connection;
+                    # releasing one read partway would put a dirty connection in the pool.
+                    if response.content.at_eof():
+                        response.release()
+                    else:
+                        response.close()
+        except TimeoutError:
+            raise timed_out(seconds) from None
+        except aiohttp.ClientError as error:
+            raise _client_error(error, streaming=True) from None
+
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:
+        if "text/event-stream" not in response.headers.get("Content-Type", ""):
+            raw = await self._read_bounded(response)
+            json_object(response.status, raw, None)
+            kind = response.headers.get("Content-Type") or "no type"
+            raise bad_response(f"the upstream answered a stream request with {kind}")
+        parser = SseParser(self._max_bytes)
+        try:
+            async for chunk in response.content.iter_any():
+                for data in parser.feed(chunk):
+                    yield SseEvent(data)
+        except SseTooLargeError:
+            raise too_large(self._max_bytes) from None

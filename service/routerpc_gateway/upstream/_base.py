@@ -1,0 +1,164 @@
+"""What every upstream client shares: the interface, the deadline budget, error shapes, JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+
+from routerpc_gateway.config import Settings
+from routerpc_gateway.errors import GatewayError, upstream_error
+
+__all__ = [
+    "DEADLINE_MARGIN",
+    "SseEvent",
+    "Upstream",
+    "bad_response",
+    "budget",
+    "decode_json",
+    "default_headers",
+    "json_object",
+    "stalled",
+    "timed_out",
+    "too_large",
+    "unreachable",
+]
+
+DEADLINE_MARGIN = 0.05
+"""Seconds kept back from the caller's deadline so our own status (with details) reaches it
+before the transport deadline fires."""
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    """One server-sent event; only ``data`` matters to OpenRouter streams."""
+
+    data: str
+
+
+class Upstream(Protocol):
+    """OpenRouter over one pooled HTTP client, created once per process."""
+
+    async def chat(self, body: bytes, *, seconds: float) -> dict[str, Any]:
+        """POST a non-streaming completion; the parsed reply, or a ``GatewayError``."""
+
+    async def get(self, path: str, *, seconds: float) -> dict[str, Any]:
+        """GET a catalogue resource (``models``, ``models/a/b/endpoints``)."""
+
+    def stream_chat(
+        self, body: bytes, *, seconds: float
+    ) -> AbstractAsyncContextManager[AsyncIterator[SseEvent]]:
+        """POST a streaming completion; the context yields its data events as they arrive.
+
+        Comment lines (``: OPENROUTER PROCESSING`` keep-alives) are never yielded. The whole
+        stream is bounded by ``seconds``. Errors before the stream starts are raised on entry;
+        transport failures while iterating surface as ``GatewayError(UNAVAILABLE)``.
+        """
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+
+
+def budget(settings: Settings, time_remaining: float | None) -> float:
+    """Seconds the upstream call may take: the caller's deadline, capped by configuration."""
+    limit = settings.request_timeout
+    if time_remaining is not None:
+        limit = min(limit, time_remaining - DEADLINE_MARGIN)
+    if limit <= 0:
+        raise GatewayError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "the deadline passed before the upstream call could start",
+            reason="DEADLINE_TOO_SHORT",
+        )
+    return limit
+
+
+def default_headers(settings: Settings) -> dict[str, str]:
+    """Headers on every upstream request: content type, the key, attribution."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if settings.api_key is not None and settings.api_key.get_secret_value():
+        headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
+    if settings.http_referer:
+        headers["HTTP-Referer"] = settings.http_referer
+    if settings.app_title:
+        headers["X-OpenRouter-Title"] = settings.app_title
+    return headers
+
+
+def timed_out(seconds: float) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        f"the upstream did not answer within {seconds:.3g}s",
+        reason="UPSTREAM_TIMEOUT",
+    )
+
+
+def stalled(kind: str) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        f"the upstream stalled ({kind})",
+        reason="UPSTREAM_TIMEOUT",
+    )
+
+
+def unreachable(kind: str) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.UNAVAILABLE,
+        f"the upstream could not be reached ({kind})",
+        reason="UPSTREAM_UNREACHABLE",
+    )
+
+
+def interrupted(kind: str) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.UNAVAILABLE,
+        f"the upstream connection broke mid-reply ({kind})",
+        reason="STREAM_INTERRUPTED",
+    )
+
+
+def too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"the upstream reply exceeds the {limit}-byte limit",
+        reason="UPSTREAM_RESPONSE_TOO_LARGE",
+        metadata={"limitBytes": str(limit)},
+    )
+
+
+def bad_response(message: str, status: int | None = None) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.INTERNAL,
+        message,
+        reason="UPSTREAM_BAD_RESPONSE",
+        metadata={} if status is None else {"httpStatus": str(status)},
+    )
+
+
+def decode_json(status: int, raw: bytes) -> Any:
+    """Parse a reply body; an unreadable one is INTERNAL (or UNAVAILABLE for an error status,
+    where a proxy page in place of OpenRouter's JSON means the route is down)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        error = bad_response(f"the upstream returned an unreadable body (HTTP {status})", status)
+        if status >= 400:
+            error.code = grpc.StatusCode.UNAVAILABLE
+        raise error from None
+
+
+def json_object(status: int, raw: bytes, retry_after: str | None) -> dict[str, Any]:
+    """The reply as a JSON object, or the ``GatewayError`` its status or ``error`` calls for."""
+    body = decode_json(status, raw)
+    if status >= 400:
+        raise upstream_error(status, body, retry_after=retry_after)
+    if not isinstance(body, dict):
+        raise bad_response("the upstream returned JSON that is not an object", status)
+    error = body.get("error")
+    if isinstance(error, Mapping) and not body.get("choices"):
+        raise upstream_error(200, body)
+    return body
