@@ -36,6 +36,7 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "grace_period": (float, "drain seconds on SIGTERM (ROUTERPC_GRACE_PERIOD; 25)"),
     "drain_delay": (float, "NOT_SERVING seconds before refusing calls (ROUTERPC_DRAIN_DELAY; 1)"),
     "catalog_ttl": (float, "models/endpoints cache seconds (ROUTERPC_CATALOG_TTL; 60)"),
+    "workers": (int, "processes sharing the port (ROUTERPC_WORKERS; default: one per core)"),
     "log_level": (str, "debug, info, warning or error (ROUTERPC_LOG_LEVEL)"),
     "log_format": (str, "text or json (ROUTERPC_LOG_FORMAT)"),
 }
@@ -103,6 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
     from routerpc_gateway.config import Settings
     from routerpc_gateway.logs import configure_logging
     from routerpc_gateway.server import serve
+    from routerpc_gateway.workers import available_cpus, run_workers
 
     overrides: dict[str, Any] = {
         k: v for k, v in vars(args).items() if k in _SERVE_FLAGS and v is not None
@@ -116,7 +118,10 @@ def _serve(args: argparse.Namespace) -> int:
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         return _fail(f"invalid configuration: {where}: {first['msg']}", 2)
     configure_logging(settings.log_level, settings.log_format)
+    workers = settings.workers or available_cpus()
     try:
+        if workers > 1 and settings.worker_index is None:
+            return run_workers(settings, workers)
         asyncio.run(serve(settings))
     except OSError as error:
         return _fail(f"cannot serve on {settings.host}:{settings.port}: {error.strerror}", 1)

@@ -72,6 +72,19 @@ class Settings(BaseSettings):
     catalog_ttl: float = Field(
         60.0, ge=0, description="Seconds the models and endpoints lists are cached."
     )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Gateway processes sharing the port (SO_REUSEPORT); default: one per "
+        "available core.",
+    )
+    worker_index: int | None = Field(
+        None, ge=0, description="Internal: set by the master on each worker process."
+    )
+    ready_fd: int | None = Field(
+        None, ge=0, description="Internal: the master's pipe a worker reports readiness on."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
     log_format: Literal["json", "text"] = Field("text")
 
@@ -87,5 +100,8 @@ class Settings(BaseSettings):
 
     @property
     def use_emulator(self) -> bool:
-        """Whether ``serve`` should start the embedded emulator."""
+        """Whether ``serve`` should start the embedded emulator (never in a worker: the master
+        started it and passed its URL as the upstream)."""
+        if self.worker_index is not None:
+            return False
         return self.emulator or self.api_key is None or not self.api_key.get_secret_value()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
 from collections.abc import Callable
 
@@ -40,7 +41,8 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.max_connection_idle_ms", 15 * 60_000),
-        ("grpc.so_reuseport", 0),
+        # Only workers of one master share a port; a lone server must fail on a taken port.
+        ("grpc.so_reuseport", 0 if settings.worker_index is None else 1),
     ]
 
 
@@ -62,8 +64,8 @@ async def serve(
             reason,
         )
         settings = settings.model_copy(update={"upstream_url": emulator.base_url})
-    else:
-        log.info("serving from OpenRouter at %s", settings.upstream_base)
+    elif settings.worker_index is None:
+        log.info("serving from the upstream at %s", settings.upstream_base)
 
     upstream = create_upstream(settings)
     loop = asyncio.get_running_loop()
@@ -89,7 +91,12 @@ async def serve(
         await server.start()
         for service in ("", pb.SERVICE_NAME):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("routerpc listening on %s:%d", settings.host, port)
+        if settings.ready_fd is not None:
+            os.write(settings.ready_fd, b"ready\n")
+            os.close(settings.ready_fd)
+            log.info("worker %d serving on %s:%d", settings.worker_index, settings.host, port)
+        else:
+            log.info("routerpc listening on %s:%d", settings.host, port)
         if on_ready is not None:
             on_ready(port)
 
