@@ -62,6 +62,24 @@ class Settings(BaseSettings):
     grace_period: float = Field(
         25.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM."
     )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Upstream attempts per call (retries happen only before "
+        "anything was relayed, and only for 408/429/5xx and connection failures).",
+    )
+    retry_base_delay: float = Field(0.25, gt=0, description="First retry backoff cap, seconds.")
+    retry_max_delay: float = Field(4.0, gt=0, description="Largest retry backoff, seconds.")
+    retry_budget_ratio: float = Field(
+        0.2, ge=0, le=1, description="Retries may add at most this share of recent requests."
+    )
+    max_concurrent_upstream: int = Field(
+        1024, ge=1, description="Upstream calls (and open streams) in flight at once."
+    )
+    max_queued: int = Field(
+        256, ge=0, description="Calls waiting for an upstream slot before new ones are shed."
+    )
     drain_delay: float = Field(
         1.0,
         ge=0,

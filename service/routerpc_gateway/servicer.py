@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import grpc
@@ -22,7 +24,14 @@ from routerpc_gateway import convert, responses
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, invalid_argument, upstream_error
-from routerpc_gateway.upstream import Upstream, budget
+from routerpc_gateway.resilience import (
+    Attempts,
+    ConcurrencyLimiter,
+    RetryBudget,
+    RetryPolicy,
+    call_with_retries,
+)
+from routerpc_gateway.upstream import SseEvent, Upstream, budget
 
 __all__ = ["RouterServicer"]
 
@@ -32,9 +41,20 @@ _LOOKUP_SECONDS = 2.0
 """Longest a quantization lookup may add to a response (only on a cold catalogue cache)."""
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: GatewayError) -> None:
+ATTEMPTS_KEY = "routerpc-attempts"
+"""Trailing metadata key: how many upstream attempts the call made (retries + 1)."""
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    error: GatewayError,
+    attempts: Attempts | None = None,
+) -> None:
     status = rpc_status.to_status(error.to_status())
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    trailers = tuple(status.trailing_metadata)
+    if attempts is not None and attempts.count:
+        trailers += ((ATTEMPTS_KEY, str(attempts.count)),)
+    await context.abort(status.code, status.details, trailers)
 
 
 def _validated(message: Any, what: str) -> None:
@@ -58,19 +78,64 @@ def _encode(request: pb.ChatRequest, *, stream: bool, prefix: str = "") -> bytes
 class RouterServicer(pb.RouterServiceServicer):
     """The gateway's RPCs."""
 
-    def __init__(self, settings: Settings, upstream: Upstream, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        upstream: Upstream,
+        catalog: Catalog,
+        *,
+        retry: RetryPolicy | None = None,
+        limiter: ConcurrencyLimiter | None = None,
+    ) -> None:
         self._settings = settings
         self._upstream = upstream
         self._catalog = catalog
+        self.retry = retry or RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_delay=settings.retry_base_delay,
+            max_delay=settings.retry_max_delay,
+            budget=RetryBudget(settings.retry_budget_ratio),
+        )
+        self.limiter = limiter or ConcurrencyLimiter(
+            settings.max_concurrent_upstream, settings.max_queued
+        )
+
+    async def _chat_once(self, body: bytes, deadline: float, left: float) -> dict[str, Any]:
+        async with self.limiter.slot(left):
+            return await self._upstream.chat(body, seconds=deadline - time.monotonic())
+
+    async def _open_stream(
+        self, body: bytes, deadline: float, left: float
+    ) -> tuple[AsyncExitStack, AsyncIterator[SseEvent]]:
+        """Hold a slot and open the upstream stream; failures here relayed nothing yet, so
+        they may be retried."""
+        stack = AsyncExitStack()
+        try:
+            await stack.enter_async_context(self.limiter.slot(left))
+            events = await stack.enter_async_context(
+                self._upstream.stream_chat(body, seconds=deadline - time.monotonic())
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        return stack, events
 
     async def Chat(
         self, request: pb.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ChatResponse:
+        attempts = Attempts()
         try:
             _validated(request, "ChatRequest")
             body = _encode(request, stream=False)
             seconds = budget(self._settings, context.time_remaining())
-            reply = await self._upstream.chat(body, seconds=seconds)
+            deadline = time.monotonic() + seconds
+            reply = await call_with_retries(
+                self.retry,
+                lambda left: self._chat_once(body, deadline, left),
+                deadline=deadline,
+                attempts=attempts,
+            )
+            context.set_trailing_metadata(((ATTEMPTS_KEY, str(attempts.count)),))
             try:
                 response = responses.chat_response(reply)
             except ValueError as error:
@@ -88,22 +153,32 @@ class RouterServicer(pb.RouterServiceServicer):
             )
             return response
         except GatewayError as error:
-            await _abort(context, error)
+            await _abort(context, error, attempts)
             raise AssertionError("unreachable: abort raises") from None
 
     async def StreamChat(
         self, request: pb.StreamChatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamChatResponse]:
+        attempts = Attempts()
         try:
             _validated(request, "StreamChatRequest")
             chat = request.request
             body = _encode(chat, stream=True, prefix="request.")
             seconds = budget(self._settings, context.time_remaining())
-            async with self._upstream.stream_chat(body, seconds=seconds) as events:
+            deadline = time.monotonic() + seconds
+            stack, events = await call_with_retries(
+                self.retry,
+                lambda left: self._open_stream(body, deadline, left),
+                deadline=deadline,
+                attempts=attempts,
+            )
+            # From here on bytes reach the caller: nothing below is ever retried.
+            async with stack:
                 async for message in self._relay(events, chat, seconds):
                     yield message
+            context.set_trailing_metadata(((ATTEMPTS_KEY, str(attempts.count)),))
         except GatewayError as error:
-            await _abort(context, error)
+            await _abort(context, error, attempts)
 
     async def _relay(
         self, events: AsyncIterator[Any], chat: pb.ChatRequest, seconds: float

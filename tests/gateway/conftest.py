@@ -71,10 +71,14 @@ def upstream_client(request: pytest.FixtureRequest) -> str:
 def gateway(
     logs_dir: Path, emulator: Emulator, canary_key: str, upstream_client: str
 ) -> Iterator[Gateway]:
+    # One attempt per call, so each error test sees exactly one upstream exchange; retries have
+    # their own gateways in test_gateway_retries.py.
     gw = launch_gateway(
         logs_dir / f"gateway-{upstream_client}.log",
         "--upstream-client",
         upstream_client,
+        "--max-attempts",
+        "1",
         upstream_url=emulator.base_url,
         key=canary_key,
     )
@@ -103,6 +107,8 @@ def recorded_gateway(
         logs_dir / f"recorded-gateway-{upstream_client}.log",
         "--upstream-client",
         upstream_client,
+        "--max-attempts",
+        "1",
         upstream_url=recording_upstream.base_url,
         key=canary_key,
     )
