@@ -34,6 +34,10 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
         "largest upstream reply (ROUTERPC_MAX_UPSTREAM_RESPONSE_BYTES; 32 MiB)",
     ),
     "grace_period": (float, "drain seconds on SIGTERM (ROUTERPC_GRACE_PERIOD; 25)"),
+    "callers_file": (str, "callers, credentials and policy, YAML/TOML (ROUTERPC_CALLERS_FILE)"),
+    "tls_cert": (str, "server certificate PEM (ROUTERPC_TLS_CERT)"),
+    "tls_key": (str, "server key PEM (ROUTERPC_TLS_KEY)"),
+    "tls_client_ca": (str, "client CA PEM: require mTLS (ROUTERPC_TLS_CLIENT_CA)"),
     "max_attempts": (int, "upstream attempts per call (ROUTERPC_MAX_ATTEMPTS; 3)"),
     "retry_base_delay": (float, "first retry backoff (ROUTERPC_RETRY_BASE_DELAY; 0.25)"),
     "retry_max_delay": (float, "largest retry backoff (ROUTERPC_RETRY_MAX_DELAY; 4)"),
@@ -68,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="serve from the built-in emulator even when OPENROUTER_API_KEY is set",
     )
+    serve.add_argument(
+        "--allow-byok",
+        action="store_true",
+        default=None,
+        help="without a callers file, accept a caller's own key in x-openrouter-api-key",
+    )
 
     emulator = commands.add_parser("emulator", help="run the OpenRouter emulator alone")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -98,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", default=None)
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
 
+    hashing = commands.add_parser(
+        "hash-token", help="print the token_sha256 entry for a caller token (read from stdin)"
+    )
+    hashing.set_defaults(command="hash-token")
+
     commands.add_parser("models", parents=[target], help="list available models")
     endpoints = commands.add_parser(
         "endpoints", parents=[target], help="list a model's provider endpoints"
@@ -117,6 +132,8 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.emulator:
         overrides["emulator"] = True
+    if args.allow_byok:
+        overrides["allow_byok"] = True
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
@@ -129,8 +146,20 @@ def _serve(args: argparse.Namespace) -> int:
         if workers > 1 and settings.worker_index is None:
             return run_workers(settings, workers)
         asyncio.run(serve(settings))
+    except ValueError as error:  # the callers file
+        return _fail(f"invalid configuration: callers_file: {error}", 2)
     except OSError as error:
         return _fail(f"cannot serve on {settings.host}:{settings.port}: {error.strerror}", 1)
+    return 0
+
+
+def _hash_token(args: argparse.Namespace) -> int:
+    from routerpc_gateway.callers import hash_token
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        return _fail("hash-token reads the token from standard input; got nothing", 2)
+    print(hash_token(token))
     return 0
 
 

@@ -7,9 +7,10 @@ at start-up; a bad one stops the process with one line naming it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, HttpUrl, SecretStr, field_validator
+from pydantic import AliasChoices, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_UPSTREAM_URL", "Settings"]
@@ -62,6 +63,21 @@ class Settings(BaseSettings):
     grace_period: float = Field(
         25.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM."
     )
+    callers_file: Path | None = Field(
+        None,
+        description="YAML or TOML file naming callers, their credentials and routing policy; "
+        "re-read on SIGHUP. Without it, authentication is off (local use).",
+    )
+    tls_cert: Path | None = Field(None, description="Server certificate (PEM) to serve TLS.")
+    tls_key: Path | None = Field(None, description="Server private key (PEM).")
+    tls_client_ca: Path | None = Field(
+        None, description="CA (PEM) for client certificates: enables and requires mTLS."
+    )
+    allow_byok: bool = Field(
+        False,
+        description="Without a callers file: let callers send their own OpenRouter key in "
+        "`x-openrouter-api-key` metadata (with one, each caller's `byok` decides).",
+    )
     max_attempts: int = Field(
         3,
         ge=1,
@@ -105,6 +121,17 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
     log_format: Literal["json", "text"] = Field("text")
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key")
+        for path in (self.tls_cert, self.tls_key, self.tls_client_ca, self.callers_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
 
     @field_validator("upstream_url")
     @classmethod

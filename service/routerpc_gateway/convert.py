@@ -5,8 +5,9 @@ Rules, each relied on by callers:
   enums, empty for lists and maps);
 - enum values travel as OpenRouter's lowercase strings (``QUANTIZATION_FP8`` → ``"fp8"``);
 - ``max_price`` values stay JSON numbers;
-- ``extra_body`` is merged at the top level for fields the contract does not name yet; it can
-  add fields but never replace one the typed request set, and it cannot set ``stream``.
+- ``extra_body`` is merged at the top level for fields the contract does not name yet; a key the
+  contract names (or ``stream``) is refused, so the escape hatch cannot bypass validation or
+  policy.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ __all__ = [
     "wire",
 ]
 
-RESERVED_EXTRA_FIELDS = frozenset({"stream", "stream_options"})
-"""Keys ``extra_body`` may not carry: the RPC (Chat or StreamChat) decides streaming."""
+RESERVED_EXTRA_FIELDS = frozenset({"stream", "stream_options"}) | frozenset(ChatBody.model_fields)
+"""Keys ``extra_body`` may not carry: the RPC (Chat or StreamChat) decides streaming, and every
+field the contract names must come from its typed field, so that validation and per-caller
+policy (which read the typed fields) cannot be bypassed through the escape hatch."""
 
 
 class InvalidBodyError(ValueError):
@@ -72,7 +75,12 @@ class ExtraBodyConflictError(InvalidBodyError):
     """``extra_body`` tried to set a key the gateway controls."""
 
     def __init__(self, key: str) -> None:
-        super().__init__(f"extra_body.{key}", f"extra_body may not set {key!r}; the RPC decides it")
+        why = (
+            "the RPC decides streaming"
+            if key in ("stream", "stream_options")
+            else "set the typed field instead"
+        )
+        super().__init__(f"extra_body.{key}", f"extra_body may not set {key!r}; {why}")
         self.key = key
 
 
@@ -354,7 +362,7 @@ def body_dict(request: pb.ChatRequest, *, stream: bool) -> dict[str, Any]:
         for key, value in _struct(request.extra_body, "extra_body").items():
             if key in RESERVED_EXTRA_FIELDS:
                 raise ExtraBodyConflictError(key)
-            body.setdefault(key, value)
+            body[key] = value
     return body
 
 

@@ -15,12 +15,15 @@ import os
 import signal
 from collections.abc import Callable
 
+import grpc
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from routerpc import pb
 from routerpc_emulator import RunningEmulator, start_emulator
+from routerpc_gateway.auth import AuthInterceptor
+from routerpc_gateway.callers import CallersStore
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.servicer import RouterServicer
@@ -29,6 +32,18 @@ from routerpc_gateway.upstream import create_upstream
 __all__ = ["serve", "server_options"]
 
 log = logging.getLogger("routerpc.gateway")
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS (and, with a client CA, required client certificates) when configured."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -53,6 +68,7 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and close."""
+    callers = CallersStore(settings.callers_file)  # a bad file stops start-up (ValueError)
     emulator: RunningEmulator | None = None
     if settings.use_emulator:
         emulator = await start_emulator(host="127.0.0.1", port=0)
@@ -71,7 +87,9 @@ async def serve(
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
     try:
-        server = grpc.aio.server(options=server_options(settings))
+        server = grpc.aio.server(
+            options=server_options(settings), interceptors=[AuthInterceptor(callers)]
+        )
         pb.add_RouterServiceServicer_to_server(
             RouterServicer(settings, upstream, Catalog(upstream, settings.catalog_ttl)), server
         )
@@ -81,7 +99,12 @@ async def serve(
             [pb.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
         try:
-            port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+            address = f"{settings.host}:{settings.port}"
+            credentials = server_credentials(settings)
+            if credentials is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, credentials)
         except RuntimeError:
             # grpc reports every bind failure (port taken, unknown or foreign address) as a bare
             # RuntimeError; the CLI turns OSError into its one-line "cannot serve on" message.
@@ -104,6 +127,8 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
             handled.append(sig)
+        loop.add_signal_handler(signal.SIGHUP, callers.reload)
+        handled.append(signal.SIGHUP)
         await stop.wait()
         log.info(
             "draining: NOT_SERVING for %.1fs, then up to %.1fs for in-flight calls",

@@ -21,9 +21,11 @@ from grpc_status import rpc_status
 from routerpc import FieldViolation, pb
 from routerpc._validation import field_violations
 from routerpc_gateway import convert, responses
+from routerpc_gateway.auth import current_caller
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, invalid_argument, upstream_error
+from routerpc_gateway.policy import apply_policy
 from routerpc_gateway.resilience import (
     Attempts,
     ConcurrencyLimiter,
@@ -75,6 +77,24 @@ def _encode(request: pb.ChatRequest, *, stream: bool, prefix: str = "") -> bytes
         ) from None
 
 
+BYOK_KEY = "x-openrouter-api-key"
+"""Metadata key for a caller's own OpenRouter key (bring-your-own-key, off by default)."""
+
+
+def _caller_key(context: grpc.aio.ServicerContext[Any, Any], allowed: bool) -> str | None:
+    """The caller's own key when it sent one and may; PERMISSION_DENIED when it may not."""
+    for key, value in context.invocation_metadata() or ():
+        if key == BYOK_KEY and isinstance(value, str) and value:
+            if not allowed:
+                raise GatewayError(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"this caller may not send its own key ({BYOK_KEY})",
+                    reason="BYOK_NOT_ALLOWED",
+                )
+            return value
+    return None
+
+
 class RouterServicer(pb.RouterServiceServicer):
     """The gateway's RPCs."""
 
@@ -100,12 +120,26 @@ class RouterServicer(pb.RouterServiceServicer):
             settings.max_concurrent_upstream, settings.max_queued
         )
 
-    async def _chat_once(self, body: bytes, deadline: float, left: float) -> dict[str, Any]:
+    def _shape(
+        self, request: pb.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tuple[pb.ChatRequest, str | None]:
+        """The request after the caller's policy, and the caller's own key if it sent one."""
+        identity = current_caller.get()
+        may_byok = (
+            identity.caller.byok if identity.caller is not None else self._settings.allow_byok
+        )
+        return apply_policy(request, identity.caller), _caller_key(context, may_byok)
+
+    async def _chat_once(
+        self, body: bytes, deadline: float, left: float, api_key: str | None
+    ) -> dict[str, Any]:
         async with self.limiter.slot(left):
-            return await self._upstream.chat(body, seconds=deadline - time.monotonic())
+            return await self._upstream.chat(
+                body, seconds=deadline - time.monotonic(), api_key=api_key
+            )
 
     async def _open_stream(
-        self, body: bytes, deadline: float, left: float
+        self, body: bytes, deadline: float, left: float, api_key: str | None
     ) -> tuple[AsyncExitStack, AsyncIterator[SseEvent]]:
         """Hold a slot and open the upstream stream; failures here relayed nothing yet, so
         they may be retried."""
@@ -113,7 +147,9 @@ class RouterServicer(pb.RouterServiceServicer):
         try:
             await stack.enter_async_context(self.limiter.slot(left))
             events = await stack.enter_async_context(
-                self._upstream.stream_chat(body, seconds=deadline - time.monotonic())
+                self._upstream.stream_chat(
+                    body, seconds=deadline - time.monotonic(), api_key=api_key
+                )
             )
         except BaseException:
             await stack.aclose()
@@ -126,12 +162,13 @@ class RouterServicer(pb.RouterServiceServicer):
         attempts = Attempts()
         try:
             _validated(request, "ChatRequest")
+            request, api_key = self._shape(request, context)
             body = _encode(request, stream=False)
             seconds = budget(self._settings, context.time_remaining())
             deadline = time.monotonic() + seconds
             reply = await call_with_retries(
                 self.retry,
-                lambda left: self._chat_once(body, deadline, left),
+                lambda left: self._chat_once(body, deadline, left, api_key),
                 deadline=deadline,
                 attempts=attempts,
             )
@@ -162,13 +199,13 @@ class RouterServicer(pb.RouterServiceServicer):
         attempts = Attempts()
         try:
             _validated(request, "StreamChatRequest")
-            chat = request.request
+            chat, api_key = self._shape(request.request, context)
             body = _encode(chat, stream=True, prefix="request.")
             seconds = budget(self._settings, context.time_remaining())
             deadline = time.monotonic() + seconds
             stack, events = await call_with_retries(
                 self.retry,
-                lambda left: self._open_stream(body, deadline, left),
+                lambda left: self._open_stream(body, deadline, left, api_key),
                 deadline=deadline,
                 attempts=attempts,
             )

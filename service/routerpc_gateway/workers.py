@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from routerpc_gateway.callers import CallersStore
 from routerpc_gateway.config import Settings
 
 __all__ = ["available_cpus", "run_workers"]
@@ -124,6 +125,7 @@ def _stop_all(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> lis
 
 def run_workers(settings: Settings, count: int) -> int:
     """Run ``count`` worker processes on one port until SIGTERM/SIGINT; the exit code."""
+    CallersStore(settings.callers_file)  # a bad callers file fails here, not once per worker
     reserved = _reserve_port(settings.host, settings.port)
     port = reserved.getsockname()[1]
     emulator: subprocess.Popen[bytes] | None = None
@@ -148,6 +150,13 @@ def run_workers(settings: Settings, count: int) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
+
+    def reload_callers(signum: int, frame: object) -> None:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, reload_callers)
 
     workers: list[subprocess.Popen[bytes]] = []
     ready_read, ready_write = os.pipe()

@@ -538,7 +538,6 @@ CASES: dict[str, Callable[[], ChatRequest]] = {
                 "debug": {"echo_upstream_body": True},
                 "cache_control": {"type": "ephemeral", "ttl": "1h"},
                 "image_config": {"aspect_ratio": "16:9"},
-                "temperature": 1.5,
             }
         )
         .build()

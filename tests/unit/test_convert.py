@@ -875,31 +875,29 @@ def test_stream_is_sent_only_for_streams() -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_extra_body_adds_fields_but_never_overrides_typed_ones(stream: bool) -> None:
+def test_extra_body_adds_fields_the_contract_does_not_name(stream: bool) -> None:
     request = chat(
         model="openai/gpt-4o",
         temperature=0.0,
-        provider=pb.ProviderConfig(zdr=True),
-        extra_body=struct(
-            {
-                "transforms": ["middle-out"],
-                "usage": {"include": True},
-                "temperature": 1.5,
-                "model": "other/model",
-                "messages": [],
-                "provider": {"options": {"x": 1}},
-                "top_p": 0.5,
-            }
-        ),
+        extra_body=struct({"transforms": ["middle-out"], "usage": {"include": True}}),
     )
     sent = body(request, stream=stream)
     assert sent["transforms"] == ["middle-out"]
     assert sent["usage"] == {"include": True}
-    assert sent["temperature"] == 0.0  # typed (and explicitly zero) wins
+    assert sent["temperature"] == 0.0
     assert sent["model"] == "openai/gpt-4o"
-    assert sent["messages"] == [{"role": "user", "content": "hi"}]
-    assert sent["provider"] == {"zdr": True}  # no deep merge into a typed object
-    assert sent["top_p"] == 0.5  # a field the typed request left unset may come from extra_body
+
+
+@pytest.mark.parametrize(
+    "key", ["temperature", "model", "messages", "provider", "top_p", "max_tokens", "models"]
+)
+def test_extra_body_may_not_set_a_field_the_contract_names(key: str) -> None:
+    request = chat(extra_body=struct({key: 1, "transforms": ["middle-out"]}))
+    with pytest.raises(convert.ExtraBodyConflictError) as raised:
+        convert.body_dict(request, stream=False)
+    assert raised.value.key == key
+    assert raised.value.field == f"extra_body.{key}"
+    assert "typed field" in raised.value.description
 
 
 @pytest.mark.parametrize("key", ["stream", "stream_options"])
@@ -915,8 +913,11 @@ def test_extra_body_may_not_decide_streaming(key: str, stream: bool) -> None:
         convert.encode_chat(request, stream=stream)
 
 
-def test_reserved_extra_fields_are_exactly_the_streaming_ones() -> None:
-    assert frozenset({"stream", "stream_options"}) == convert.RESERVED_EXTRA_FIELDS
+def test_reserved_extra_fields_are_streaming_plus_every_contract_field() -> None:
+    assert {"stream", "stream_options", "provider", "temperature", "messages"} <= (
+        convert.RESERVED_EXTRA_FIELDS
+    )
+    assert "transforms" not in convert.RESERVED_EXTRA_FIELDS
 
 
 def test_extra_body_from_the_builder() -> None:
@@ -924,7 +925,7 @@ def test_extra_body_from_the_builder() -> None:
         ChatRequestBuilder()
         .with_text("x")
         .with_temperature(0.3)
-        .with_extra_body({"verbosity": "low", "temperature": 2})
+        .with_extra_body({"verbosity": "low"})
         .build()
     )
     sent = body(request.proto)

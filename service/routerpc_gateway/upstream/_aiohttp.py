@@ -24,6 +24,7 @@ from routerpc_gateway.upstream._base import (
     default_headers,
     interrupted,
     json_object,
+    key_headers,
     stalled,
     timed_out,
     too_large,
@@ -86,12 +87,22 @@ class AiohttpUpstream:
         return b"".join(chunks)
 
     async def _send(
-        self, method: str, path: str, *, data: bytes | None, seconds: float
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None,
+        seconds: float,
+        api_key: str | None = None,
     ) -> dict[str, Any]:
         try:
             async with asyncio.timeout(seconds):
                 response = await self._session.request(
-                    method, self._base + path, data=data, allow_redirects=False
+                    method,
+                    self._base + path,
+                    data=data,
+                    headers=key_headers(api_key),
+                    allow_redirects=False,
                 )
                 try:
                     raw = await self._read_bounded(response)
@@ -105,22 +116,26 @@ class AiohttpUpstream:
             raise _client_error(error) from None
         return json_object(response.status, raw, response.headers.get("Retry-After"))
 
-    async def chat(self, body: bytes, *, seconds: float) -> dict[str, Any]:
-        return await self._send("POST", "chat/completions", data=body, seconds=seconds)
+    async def chat(
+        self, body: bytes, *, seconds: float, api_key: str | None = None
+    ) -> dict[str, Any]:
+        return await self._send(
+            "POST", "chat/completions", data=body, seconds=seconds, api_key=api_key
+        )
 
     async def get(self, path: str, *, seconds: float) -> dict[str, Any]:
         return await self._send("GET", path, data=None, seconds=seconds)
 
     @asynccontextmanager
     async def stream_chat(
-        self, body: bytes, *, seconds: float
+        self, body: bytes, *, seconds: float, api_key: str | None = None
     ) -> AsyncIterator[AsyncIterator[SseEvent]]:
         try:
             async with asyncio.timeout(seconds):
                 response = await self._session.post(
                     self._base + "chat/completions",
                     data=body,
-                    headers={"Accept": "text/event-stream"},
+                    headers={"Accept": "text/event-stream", **key_headers(api_key)},
                     allow_redirects=False,
                 )
                 try:

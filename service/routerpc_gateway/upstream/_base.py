@@ -43,14 +43,19 @@ class SseEvent:
 class Upstream(Protocol):
     """OpenRouter over one pooled HTTP client, created once per process."""
 
-    async def chat(self, body: bytes, *, seconds: float) -> dict[str, Any]:
-        """POST a non-streaming completion; the parsed reply, or a ``GatewayError``."""
+    async def chat(
+        self, body: bytes, *, seconds: float, api_key: str | None = None
+    ) -> dict[str, Any]:
+        """POST a non-streaming completion; the parsed reply, or a ``GatewayError``.
+
+        ``api_key`` replaces the gateway's own key for this call (bring-your-own-key); the
+        destination never changes."""
 
     async def get(self, path: str, *, seconds: float) -> dict[str, Any]:
         """GET a catalogue resource (``models``, ``models/a/b/endpoints``)."""
 
     def stream_chat(
-        self, body: bytes, *, seconds: float
+        self, body: bytes, *, seconds: float, api_key: str | None = None
     ) -> AbstractAsyncContextManager[AsyncIterator[SseEvent]]:
         """POST a streaming completion; the context yields its data events as they arrive.
 
@@ -87,6 +92,11 @@ def default_headers(settings: Settings) -> dict[str, str]:
     if settings.app_title:
         headers["X-OpenRouter-Title"] = settings.app_title
     return headers
+
+
+def key_headers(api_key: str | None) -> dict[str, str]:
+    """Per-call header overrides: a caller's own key, when it sent one."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def timed_out(seconds: float) -> GatewayError:

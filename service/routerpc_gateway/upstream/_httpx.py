@@ -19,6 +19,7 @@ from routerpc_gateway.upstream._base import (
     default_headers,
     interrupted,
     json_object,
+    key_headers,
     stalled,
     timed_out,
     too_large,
@@ -79,11 +80,19 @@ class HttpxUpstream:
         return b"".join(chunks)
 
     async def _send(
-        self, method: str, path: str, *, content: bytes | None, seconds: float
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None,
+        seconds: float,
+        api_key: str | None = None,
     ) -> dict[str, Any]:
         try:
             async with asyncio.timeout(seconds):
-                request = self._client.build_request(method, path, content=content)
+                request = self._client.build_request(
+                    method, path, content=content, headers=key_headers(api_key)
+                )
                 response = await self._client.send(request, stream=True)
                 try:
                     raw = await self._read_bounded(response)
@@ -95,15 +104,19 @@ class HttpxUpstream:
             raise _transport_error(error) from None
         return json_object(response.status_code, raw, response.headers.get("retry-after"))
 
-    async def chat(self, body: bytes, *, seconds: float) -> dict[str, Any]:
-        return await self._send("POST", "chat/completions", content=body, seconds=seconds)
+    async def chat(
+        self, body: bytes, *, seconds: float, api_key: str | None = None
+    ) -> dict[str, Any]:
+        return await self._send(
+            "POST", "chat/completions", content=body, seconds=seconds, api_key=api_key
+        )
 
     async def get(self, path: str, *, seconds: float) -> dict[str, Any]:
         return await self._send("GET", path, content=None, seconds=seconds)
 
     @asynccontextmanager
     async def stream_chat(
-        self, body: bytes, *, seconds: float
+        self, body: bytes, *, seconds: float, api_key: str | None = None
     ) -> AsyncIterator[AsyncIterator[SseEvent]]:
         try:
             async with asyncio.timeout(seconds):
@@ -111,7 +124,7 @@ class HttpxUpstream:
                     "POST",
                     "chat/completions",
                     content=body,
-                    headers={"Accept": "text/event-stream"},
+                    headers={"Accept": "text/event-stream", **key_headers(api_key)},
                 )
                 response = await self._client.send(request, stream=True)
                 try:

@@ -1078,7 +1078,7 @@ class ChatRequest(_message.Message):
     @_builtins.property
     def extra_body(self) -> _struct_pb2.Struct:
         """Escape hatch: top-level JSON fields this contract does not name yet, merged into the body.
-        Fields the contract names win; "stream" and "model"-level typed fields cannot be overridden.
+        A key the contract names (or "stream") is rejected: set the typed field instead.
         """
 
     def __init__(
