@@ -285,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``routerpc`` console script."""
     args = _parser().parse_args(argv)
     handlers = {
+        "hash-token": _hash_token,
         "serve": _serve,
         "emulator": _emulator,
         "chat": _chat,
