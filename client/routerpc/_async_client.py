@@ -118,6 +118,20 @@ class AsyncRouterClient:
             raise error_from_rpc(error) from None
         return list(response.endpoints)
 
+    async def get_generation(
+        self, generation_id: str, *, timeout: float | None = None
+    ) -> pb.Generation:
+        """Final cost and statistics of a past completion (its ``ChatResult.proto.id``)."""
+        try:
+            response = await self._stub.GetGeneration(
+                pb.GetGenerationRequest(id=generation_id),
+                timeout=timeout or self._timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        return response.generation
+
     async def close(self) -> None:
         """Close the channel, cancelling calls in flight."""
         await self._channel.close()

@@ -124,6 +124,18 @@ class RouterClient:
             raise error_from_rpc(error) from None
         return list(response.endpoints)
 
+    def get_generation(self, generation_id: str, *, timeout: float | None = None) -> pb.Generation:
+        """Final cost and statistics of a past completion (its ``ChatResult.proto.id``)."""
+        try:
+            response = self._stub.GetGeneration(
+                pb.GetGenerationRequest(id=generation_id),
+                timeout=timeout or self._timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        return response.generation
+
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()

@@ -46,6 +46,9 @@ from routerpc._gen.routerpc.v1.router_service_pb2 import (
 )
 from routerpc._gen.routerpc.v1.router_service_pb2 import (
     Endpoint,
+    Generation,
+    GetGenerationRequest,
+    GetGenerationResponse,
     ListEndpointsRequest,
     ListEndpointsResponse,
     ListModelsRequest,
@@ -80,6 +83,9 @@ __all__ = [
     "Endpoint",
     "FileInput",
     "FunctionTool",
+    "Generation",
+    "GetGenerationRequest",
+    "GetGenerationResponse",
     "ImageUrl",
     "InputAudio",
     "JsonSchemaFormat",

@@ -46,6 +46,8 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "max_queued": (int, "calls waiting for a slot (ROUTERPC_MAX_QUEUED; 256)"),
     "drain_delay": (float, "NOT_SERVING seconds before refusing calls (ROUTERPC_DRAIN_DELAY; 1)"),
     "catalog_ttl": (float, "models/endpoints cache seconds (ROUTERPC_CATALOG_TTL; 60)"),
+    "metrics_port": (int, "Prometheus metrics HTTP port (ROUTERPC_METRICS_PORT; off)"),
+    "metrics_host": (str, "metrics listen address (ROUTERPC_METRICS_HOST; 0.0.0.0)"),
     "workers": (int, "processes sharing the port (ROUTERPC_WORKERS; default: one per core)"),
     "log_level": (str, "debug, info, warning or error (ROUTERPC_LOG_LEVEL)"),
     "log_format": (str, "text or json (ROUTERPC_LOG_FORMAT)"),

@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     ready_fd: int | None = Field(
         None, ge=0, description="Internal: the master's pipe a worker reports readiness on."
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics over HTTP on this port (all workers summed); off "
+        "when unset.",
+    )
+    metrics_host: str = Field("0.0.0.0", description="Address for the metrics endpoint.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
     log_format: Literal["json", "text"] = Field("text")
 

@@ -1,6 +1,8 @@
 """Logging set-up: one handler, text for terminals or JSON lines for collectors.
 
-Nothing here formats request content: prompts and keys are never passed to a logger.
+Nothing here formats request content: prompts and keys are never passed to a logger. Access
+lines (``routerpc.access``, one per RPC) carry their fields in ``record.rpc``; JSON output
+puts them at the top level of the line.
 """
 
 from __future__ import annotations
@@ -22,9 +24,24 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        rpc = getattr(record, "rpc", None)
+        if isinstance(rpc, dict):
+            entry.update(rpc)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, separators=(",", ":"))
+
+
+class _TextFormatter(logging.Formatter):
+    """Human-readable lines; an access record's fields follow as key=value pairs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        rpc = getattr(record, "rpc", None)
+        if isinstance(rpc, dict):
+            pairs = " ".join(f"{k}={v}" for k, v in rpc.items() if v not in (None, "", 0))
+            line = f"{line} {pairs}"
+        return line
 
 
 def configure_logging(level: str, fmt: str) -> None:
@@ -33,7 +50,7 @@ def configure_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -25,6 +25,7 @@ from typing import TypeVar
 import grpc
 
 from routerpc_gateway.errors import GatewayError
+from routerpc_gateway.observe import count_retry, count_shed
 
 __all__ = [
     "RETRYABLE_HTTP_STATUSES",
@@ -139,6 +140,7 @@ async def call_with_retries(
                 policy.budget_exhausted_total += 1
                 raise
             policy.retries_total += 1
+            count_retry()
             await asyncio.sleep(pause)
 
 
@@ -160,6 +162,7 @@ class ConcurrencyLimiter:
 
     def _overloaded(self) -> GatewayError:
         self.shed_total += 1
+        count_shed()
         return GatewayError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "the gateway is at its concurrency limit; retry shortly",

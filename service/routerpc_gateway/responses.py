@@ -7,6 +7,7 @@ answer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from routerpc._gen import enums
 __all__ = [
     "chat_response",
     "endpoint",
+    "generation",
     "model",
     "quantization_of",
     "stream_chunk",
@@ -247,3 +249,45 @@ def endpoint(raw: Mapping[str, Any]) -> pb.Endpoint:
         if (value := _percentiles(raw.get(name))) is not None:
             getattr(result, name).CopyFrom(value)
     return result
+
+
+def generation(raw: Mapping[str, Any]) -> pb.Generation:
+    """A ``Generation`` from ``/generation``'s ``data`` object (every field kept in details)."""
+    result = pb.Generation(
+        id=str(raw.get("id") or ""),
+        model=str(raw.get("model") or ""),
+        provider_name=str(raw.get("provider_name") or ""),
+        tokens_prompt=_int(raw.get("tokens_prompt")),
+        tokens_completion=_int(raw.get("tokens_completion")),
+        native_tokens_prompt=_int(raw.get("native_tokens_prompt")),
+        native_tokens_completion=_int(raw.get("native_tokens_completion")),
+        native_tokens_reasoning=_int(raw.get("native_tokens_reasoning")),
+        native_tokens_cached=_int(raw.get("native_tokens_cached")),
+        finish_reason=str(raw.get("finish_reason") or ""),
+        native_finish_reason=str(raw.get("native_finish_reason") or ""),
+        created_at=str(raw.get("created_at") or ""),
+        streamed=bool(raw.get("streamed")),
+        cancelled=bool(raw.get("cancelled")),
+        is_byok=bool(raw.get("is_byok")),
+    )
+    for source, target in (
+        ("total_cost", "total_cost"),
+        ("latency", "latency_ms"),
+        ("generation_time", "generation_time_ms"),
+    ):
+        value = raw.get(source)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            setattr(result, target, float(value))
+    json_format.ParseDict(_finite(dict(raw)), result.details)
+    return result
+
+
+def _finite(value: Any) -> Any:
+    """JSON from upstream without NaN/Infinity (a Struct cannot hold them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -22,16 +23,32 @@ from grpc_reflection.v1alpha import reflection
 
 from routerpc import pb
 from routerpc_emulator import RunningEmulator, start_emulator
-from routerpc_gateway.auth import AuthInterceptor
+from routerpc_gateway.auth import AuthInterceptor, current_caller
 from routerpc_gateway.callers import CallersStore
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
+from routerpc_gateway.observe import ObservingInterceptor
 from routerpc_gateway.servicer import RouterServicer
+from routerpc_gateway.tracing import configure_tracing
 from routerpc_gateway.upstream import create_upstream
 
 __all__ = ["serve", "server_options"]
 
 log = logging.getLogger("routerpc.gateway")
+
+
+def start_metrics(settings: Settings, registry: Any = None) -> int | None:
+    """Serve /metrics on its own port (a thread, off the event loop); the bound port."""
+    if settings.metrics_port is None:
+        return None
+    from prometheus_client import REGISTRY, start_http_server
+
+    server, _thread = start_http_server(
+        settings.metrics_port, addr=settings.metrics_host, registry=registry or REGISTRY
+    )
+    port: int = server.server_port
+    log.info("metrics listening on %s:%d", settings.metrics_host, port)
+    return port
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -83,12 +100,18 @@ async def serve(
     elif settings.worker_index is None:
         log.info("serving from the upstream at %s", settings.upstream_base)
 
+    tracer = configure_tracing()  # before the server and the HTTP client exist
     upstream = create_upstream(settings)
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
     try:
         server = grpc.aio.server(
-            options=server_options(settings), interceptors=[AuthInterceptor(callers)]
+            options=server_options(settings),
+            # Observe first, so refused calls are counted and logged too.
+            interceptors=[
+                ObservingInterceptor(lambda: current_caller.get().name),
+                AuthInterceptor(callers),
+            ],
         )
         pb.add_RouterServiceServicer_to_server(
             RouterServicer(settings, upstream, Catalog(upstream, settings.catalog_ttl)), server
@@ -114,6 +137,8 @@ async def serve(
         await server.start()
         for service in ("", pb.SERVICE_NAME):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if settings.worker_index is None:
+            start_metrics(settings)
         if settings.ready_fd is not None:
             os.write(settings.ready_fd, b"ready\n")
             os.close(settings.ready_fd)
@@ -142,6 +167,8 @@ async def serve(
         for sig in handled:
             loop.remove_signal_handler(sig)
         await upstream.aclose()
+        if tracer is not None:
+            tracer.shutdown()  # flush the last spans
         if emulator is not None:
             await emulator.close()
         log.info("stopped")

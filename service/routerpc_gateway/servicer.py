@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -19,12 +20,18 @@ import grpc.aio
 from grpc_status import rpc_status
 
 from routerpc import FieldViolation, pb
+from routerpc._gen import enums
 from routerpc._validation import field_violations
 from routerpc_gateway import convert, responses
 from routerpc_gateway.auth import current_caller
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, invalid_argument, upstream_error
+from routerpc_gateway.observe import (
+    REQUEST_ID_KEY,
+    count_upstream_status,
+    current_record,
+)
 from routerpc_gateway.policy import apply_policy
 from routerpc_gateway.resilience import (
     Attempts,
@@ -53,10 +60,43 @@ async def _abort(
     attempts: Attempts | None = None,
 ) -> None:
     status = rpc_status.to_status(error.to_status())
-    trailers = tuple(status.trailing_metadata)
+    await context.abort(
+        status.code, status.details, tuple(status.trailing_metadata) + _trailers(attempts)
+    )
+
+
+def _trailers(attempts: Attempts | None) -> tuple[tuple[str, str], ...]:
+    """Request id (as in the access log) and attempt count, for the caller."""
+    trailers: tuple[tuple[str, str], ...] = ()
+    record = current_record.get()
+    if record is not None:
+        trailers += ((REQUEST_ID_KEY, record.request_id),)
+        if attempts is not None:
+            record.attempts = attempts.count
     if attempts is not None and attempts.count:
         trailers += ((ATTEMPTS_KEY, str(attempts.count)),)
-    await context.abort(status.code, status.details, trailers)
+    return trailers
+
+
+def _note(**fields: Any) -> None:
+    """Record facts about this call for its access-log line and metrics."""
+    record = current_record.get()
+    if record is not None:
+        for name, value in fields.items():
+            setattr(record, name, value)
+
+
+def _note_served(model: str, provider: str, quantization: int, usage: pb.Usage) -> None:
+    record = current_record.get()
+    if record is not None:
+        record.model = model or record.model
+        record.provider = provider
+        name = enums.Quantization(quantization).name.lower() if quantization else "unknown"
+        record.add_usage(usage, name)
+
+
+def _status_label(error: GatewayError) -> str:
+    return error.metadata.get("httpStatus") or error.reason.lower()
 
 
 def _validated(message: Any, what: str) -> None:
@@ -134,9 +174,15 @@ class RouterServicer(pb.RouterServiceServicer):
         self, body: bytes, deadline: float, left: float, api_key: str | None
     ) -> dict[str, Any]:
         async with self.limiter.slot(left):
-            return await self._upstream.chat(
-                body, seconds=deadline - time.monotonic(), api_key=api_key
-            )
+            try:
+                reply = await self._upstream.chat(
+                    body, seconds=deadline - time.monotonic(), api_key=api_key
+                )
+            except GatewayError as error:
+                count_upstream_status(_status_label(error))
+                raise
+            count_upstream_status("200")
+            return reply
 
     async def _open_stream(
         self, body: bytes, deadline: float, left: float, api_key: str | None
@@ -151,9 +197,14 @@ class RouterServicer(pb.RouterServiceServicer):
                     body, seconds=deadline - time.monotonic(), api_key=api_key
                 )
             )
+        except GatewayError as error:
+            count_upstream_status(_status_label(error))
+            await stack.aclose()
+            raise
         except BaseException:
             await stack.aclose()
             raise
+        count_upstream_status("200")
         return stack, events
 
     async def Chat(
@@ -166,13 +217,16 @@ class RouterServicer(pb.RouterServiceServicer):
             body = _encode(request, stream=False)
             seconds = budget(self._settings, context.time_remaining())
             deadline = time.monotonic() + seconds
+            _note(model=request.model)
+            started = time.monotonic()
             reply = await call_with_retries(
                 self.retry,
                 lambda left: self._chat_once(body, deadline, left, api_key),
                 deadline=deadline,
                 attempts=attempts,
             )
-            context.set_trailing_metadata(((ATTEMPTS_KEY, str(attempts.count)),))
+            _note(upstream_seconds=time.monotonic() - started)
+            context.set_trailing_metadata(_trailers(attempts))
             try:
                 response = responses.chat_response(reply)
             except ValueError as error:
@@ -188,6 +242,7 @@ class RouterServicer(pb.RouterServiceServicer):
                 request.provider.quantizations,
                 seconds=min(_LOOKUP_SECONDS, seconds),
             )
+            _note_served(response.model, response.provider, response.quantization, response.usage)
             return response
         except GatewayError as error:
             await _abort(context, error, attempts)
@@ -203,6 +258,8 @@ class RouterServicer(pb.RouterServiceServicer):
             body = _encode(chat, stream=True, prefix="request.")
             seconds = budget(self._settings, context.time_remaining())
             deadline = time.monotonic() + seconds
+            _note(model=chat.model)
+            started = time.monotonic()
             stack, events = await call_with_retries(
                 self.retry,
                 lambda left: self._open_stream(body, deadline, left, api_key),
@@ -210,10 +267,13 @@ class RouterServicer(pb.RouterServiceServicer):
                 attempts=attempts,
             )
             # From here on bytes reach the caller: nothing below is ever retried.
-            async with stack:
-                async for message in self._relay(events, chat, seconds):
-                    yield message
-            context.set_trailing_metadata(((ATTEMPTS_KEY, str(attempts.count)),))
+            try:
+                async with stack:
+                    async for message in self._relay(events, chat, seconds):
+                        yield message
+            finally:
+                _note(upstream_seconds=time.monotonic() - started)
+            context.set_trailing_metadata(_trailers(attempts))
         except GatewayError as error:
             await _abort(context, error, attempts)
 
@@ -256,6 +316,7 @@ class RouterServicer(pb.RouterServiceServicer):
                     chat.provider.quantizations,
                     seconds=min(_LOOKUP_SECONDS, seconds),
                 )
+                _note_served(chunk.model, chunk.provider, chunk.quantization, chunk.usage)
             yield chunk
         raise GatewayError(
             grpc.StatusCode.UNAVAILABLE,
@@ -286,6 +347,26 @@ class RouterServicer(pb.RouterServiceServicer):
             seconds = budget(self._settings, context.time_remaining())
             endpoints = await self._catalog.endpoints(request.model, seconds=seconds)
             return pb.ListEndpointsResponse(model=request.model, endpoints=endpoints)
+        except GatewayError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable: abort raises") from None
+
+    async def GetGeneration(
+        self, request: pb.GetGenerationRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetGenerationResponse:
+        try:
+            _validated(request, "GetGenerationRequest")
+            seconds = budget(self._settings, context.time_remaining())
+            query = urllib.parse.urlencode({"id": request.id})
+            body = await self._upstream.get(f"generation?{query}", seconds=seconds)
+            data = body.get("data")
+            if not isinstance(data, dict):
+                raise GatewayError(
+                    grpc.StatusCode.INTERNAL,
+                    "the upstream generation reply has no data object",
+                    reason="UPSTREAM_BAD_RESPONSE",
+                )
+            return pb.GetGenerationResponse(generation=responses.generation(data))
         except GatewayError as error:
             await _abort(context, error)
             raise AssertionError("unreachable: abort raises") from None

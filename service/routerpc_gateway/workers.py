@@ -16,10 +16,12 @@ import math
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -88,11 +90,11 @@ def _start_emulator() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _worker_env(
-    settings: Settings, index: int, port: int, upstream: str, ready_fd: int
+    settings: Settings, index: int, port: int, upstream: str, *, ready_fd: int, metrics_dir: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERPC_")}
     env.pop("OPENROUTER_API_KEY", None)
-    excluded = {"api_key", "workers", "emulator", "worker_index", "ready_fd"}
+    excluded = {"api_key", "workers", "emulator", "worker_index", "ready_fd", "metrics_port"}
     for name, value in settings.model_dump(exclude=excluded).items():
         if value is not None:
             env[f"ROUTERPC_{name.upper()}"] = str(value)
@@ -102,6 +104,7 @@ def _worker_env(
         ROUTERPC_WORKERS="1",
         ROUTERPC_WORKER_INDEX=str(index),
         ROUTERPC_READY_FD=str(ready_fd),
+        PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
     if settings.api_key is not None and not settings.use_emulator:
         env["OPENROUTER_API_KEY"] = settings.api_key.get_secret_value()
@@ -121,6 +124,18 @@ def _stop_all(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> lis
             process.kill()
             codes.append(process.wait())
     return codes
+
+
+def _serve_summed_metrics(settings: Settings, metrics_dir: str) -> None:
+    if settings.metrics_port is None:
+        return
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    from routerpc_gateway.server import start_metrics
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    start_metrics(settings, registry)
 
 
 def run_workers(settings: Settings, count: int) -> int:
@@ -160,12 +175,21 @@ def run_workers(settings: Settings, count: int) -> int:
 
     workers: list[subprocess.Popen[bytes]] = []
     ready_read, ready_write = os.pipe()
+    # Workers write metrics to files here; the master serves their sum.
+    metrics_dir = tempfile.mkdtemp(prefix="routerpc-metrics-")
     try:
         for index in range(count):
             workers.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "routerpc_gateway", "serve"],
-                    env=_worker_env(settings, index, port, upstream, ready_write),
+                    env=_worker_env(
+                        settings,
+                        index,
+                        port,
+                        upstream,
+                        ready_fd=ready_write,
+                        metrics_dir=metrics_dir,
+                    ),
                     pass_fds=(ready_write,),
                 )
             )
@@ -181,6 +205,7 @@ def run_workers(settings: Settings, count: int) -> int:
         if ready < count and not stopping:
             raise OSError(f"only {ready} of {count} workers became ready")
         log.info("routerpc listening on %s:%d (%d workers)", settings.host, port, count)
+        _serve_summed_metrics(settings, metrics_dir)
         while not stopping:
             if any(w.poll() is not None for w in workers):
                 log.error("a worker exited unexpectedly; stopping the others")
@@ -197,3 +222,4 @@ def run_workers(settings: Settings, count: int) -> int:
             _stop_all([emulator], 5)
         os.close(ready_read)
         reserved.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from routerpc._gen.buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from routerpc._gen.routerpc.v1 import chat_pb2 as routerpc_dot_v1_dot_chat__pb2
 from routerpc._gen.routerpc.v1 import provider_pb2 as routerpc_dot_v1_dot_provider__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n routerpc/v1/router_service.proto\x12\x0brouterpc.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x16routerpc/v1/chat.proto\x1a\x1arouterpc/v1/provider.proto\"F\n\x11StreamChatRequest\x12\x31\n\x07request\x18\x01 \x01(\x0b\x32\x18.routerpc.v1.ChatRequestB\x06\xbaH\x03\xc8\x01\x01\"\xd1\x01\n\x12StreamChatResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x03\x12)\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x18.routerpc.v1.ChunkChoice\x12!\n\x05usage\x18\x06 \x01(\x0b\x32\x12.routerpc.v1.Usage\x12/\n\x0cquantization\x18\x07 \x01(\x0e\x32\x19.routerpc.v1.Quantization\"C\n\x11ListModelsRequest\x12.\n\x14supported_parameters\x18\x01 \x03(\tB\x10\xbaH\r\x92\x01\n\x10 \"\x06r\x04\x10\x01\x18@\"\x9e\x01\n\x07Pricing\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\ncompletion\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\t\x12\x18\n\x10input_cache_read\x18\x05 \x01(\t\x12\x19\n\x11input_cache_write\x18\x06 \x01(\t\x12\x1a\n\x12internal_reasoning\x18\x07 \x01(\t\"\xd9\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\x03\x12%\n\x07pricing\x18\x05 \x01(\x0b\x32\x14.routerpc.v1.Pricing\x12\x1c\n\x14supported_parameters\x18\x06 \x03(\t\x12\x18\n\x10input_modalities\x18\x07 \x03(\t\x12\x19\n\x11output_modalities\x18\x08 \x03(\t\x12\x0f\n\x07\x63reated\x18\t \x01(\x03\"8\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.routerpc.v1.Model\"U\n\x14ListEndpointsRequest\x12=\n\x05model\x18\x01 \x01(\tB.\xbaH+r)\x18\x80\x02\x32$^[A-Za-z0-9._~-]+/[A-Za-z0-9._~:-]+$\"A\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p75\x18\x02 \x01(\x01\x12\x0b\n\x03p90\x18\x03 \x01(\x01\x12\x0b\n\x03p99\x18\x04 \x01(\x01\"\xd0\x03\n\x08\x45ndpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rprovider_name\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12/\n\x0cquantization\x18\x04 \x01(\x0e\x32\x19.routerpc.v1.Quantization\x12\x19\n\x11quantization_name\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x06 \x01(\x03\x12\"\n\x15max_completion_tokens\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12%\n\x07pricing\x18\x08 \x01(\x0b\x32\x14.routerpc.v1.Pricing\x12\x1c\n\x14supported_parameters\x18\t \x03(\t\x12\x1c\n\x0fuptime_last_30m\x18\n \x01(\x01H\x01\x88\x01\x01\x12\x32\n\x10latency_last_30m\x18\x0b \x01(\x0b\x32\x18.routerpc.v1.Percentiles\x12\x35\n\x13throughput_last_30m\x18\x0c \x01(\x0b\x32\x18.routerpc.v1.Percentiles\x12\x0e\n\x06status\x18\r \x01(\x05\x42\x18\n\x16_max_completion_tokensB\x12\n\x10_uptime_last_30m\"P\n\x15ListEndpointsResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\tendpoints\x18\x02 \x03(\x0b\x32\x15.routerpc.v1.Endpoint2\xc4\x02\n\rRouterService\x12;\n\x04\x43hat\x12\x18.routerpc.v1.ChatRequest\x1a\x19.routerpc.v1.ChatResponse\x12O\n\nStreamChat\x12\x1e.routerpc.v1.StreamChatRequest\x1a\x1f.routerpc.v1.StreamChatResponse0\x01\x12M\n\nListModels\x12\x1e.routerpc.v1.ListModelsRequest\x1a\x1f.routerpc.v1.ListModelsResponse\x12V\n\rListEndpoints\x12!.routerpc.v1.ListEndpointsRequest\x1a\".routerpc.v1.ListEndpointsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n routerpc/v1/router_service.proto\x12\x0brouterpc.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16routerpc/v1/chat.proto\x1a\x1arouterpc/v1/provider.proto\"F\n\x11StreamChatRequest\x12\x31\n\x07request\x18\x01 \x01(\x0b\x32\x18.routerpc.v1.ChatRequestB\x06\xbaH\x03\xc8\x01\x01\"\xd1\x01\n\x12StreamChatResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x03\x12)\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x18.routerpc.v1.ChunkChoice\x12!\n\x05usage\x18\x06 \x01(\x0b\x32\x12.routerpc.v1.Usage\x12/\n\x0cquantization\x18\x07 \x01(\x0e\x32\x19.routerpc.v1.Quantization\"C\n\x11ListModelsRequest\x12.\n\x14supported_parameters\x18\x01 \x03(\tB\x10\xbaH\r\x92\x01\n\x10 \"\x06r\x04\x10\x01\x18@\"\x9e\x01\n\x07Pricing\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\ncompletion\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\t\x12\x18\n\x10input_cache_read\x18\x05 \x01(\t\x12\x19\n\x11input_cache_write\x18\x06 \x01(\t\x12\x1a\n\x12internal_reasoning\x18\x07 \x01(\t\"\xd9\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\x03\x12%\n\x07pricing\x18\x05 \x01(\x0b\x32\x14.routerpc.v1.Pricing\x12\x1c\n\x14supported_parameters\x18\x06 \x03(\t\x12\x18\n\x10input_modalities\x18\x07 \x03(\t\x12\x19\n\x11output_modalities\x18\x08 \x03(\t\x12\x0f\n\x07\x63reated\x18\t \x01(\x03\"8\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.routerpc.v1.Model\"U\n\x14ListEndpointsRequest\x12=\n\x05model\x18\x01 \x01(\tB.\xbaH+r)\x18\x80\x02\x32$^[A-Za-z0-9._~-]+/[A-Za-z0-9._~:-]+$\"A\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p75\x18\x02 \x01(\x01\x12\x0b\n\x03p90\x18\x03 \x01(\x01\x12\x0b\n\x03p99\x18\x04 \x01(\x01\"\xd0\x03\n\x08\x45ndpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rprovider_name\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12/\n\x0cquantization\x18\x04 \x01(\x0e\x32\x19.routerpc.v1.Quantization\x12\x19\n\x11quantization_name\x18\x05 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x06 \x01(\x03\x12\"\n\x15max_completion_tokens\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12%\n\x07pricing\x18\x08 \x01(\x0b\x32\x14.routerpc.v1.Pricing\x12\x1c\n\x14supported_parameters\x18\t \x03(\t\x12\x1c\n\x0fuptime_last_30m\x18\n \x01(\x01H\x01\x88\x01\x01\x12\x32\n\x10latency_last_30m\x18\x0b \x01(\x0b\x32\x18.routerpc.v1.Percentiles\x12\x35\n\x13throughput_last_30m\x18\x0c \x01(\x0b\x32\x18.routerpc.v1.Percentiles\x12\x0e\n\x06status\x18\r \x01(\x05\x42\x18\n\x16_max_completion_tokensB\x12\n\x10_uptime_last_30m\"P\n\x15ListEndpointsResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\tendpoints\x18\x02 \x03(\x0b\x32\x15.routerpc.v1.Endpoint\"@\n\x14GetGenerationRequest\x12(\n\x02id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18\x80\x02\x32\x12^[A-Za-z0-9_.:-]+$\"\xa0\x04\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rprovider_name\x18\x03 \x01(\t\x12\x17\n\ntotal_cost\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rtokens_prompt\x18\x05 \x01(\x03\x12\x19\n\x11tokens_completion\x18\x06 \x01(\x03\x12\x1c\n\x14native_tokens_prompt\x18\x07 \x01(\x03\x12 \n\x18native_tokens_completion\x18\x08 \x01(\x03\x12\x1f\n\x17native_tokens_reasoning\x18\t \x01(\x03\x12\x1c\n\x14native_tokens_cached\x18\n \x01(\x03\x12\x17\n\nlatency_ms\x18\x0b \x01(\x01H\x01\x88\x01\x01\x12\x1f\n\x12generation_time_ms\x18\x0c \x01(\x01H\x02\x88\x01\x01\x12\x15\n\rfinish_reason\x18\r \x01(\t\x12\x1c\n\x14native_finish_reason\x18\x0e \x01(\t\x12\x12\n\ncreated_at\x18\x0f \x01(\t\x12\x10\n\x08streamed\x18\x10 \x01(\x08\x12\x11\n\tcancelled\x18\x11 \x01(\x08\x12\x0f\n\x07is_byok\x18\x12 \x01(\x08\x12(\n\x07\x64\x65tails\x18\x13 \x01(\x0b\x32\x17.google.protobuf.StructB\r\n\x0b_total_costB\r\n\x0b_latency_msB\x15\n\x13_generation_time_ms\"D\n\x15GetGenerationResponse\x12+\n\ngeneration\x18\x01 \x01(\x0b\x32\x17.routerpc.v1.Generation2\x9c\x03\n\rRouterService\x12;\n\x04\x43hat\x12\x18.routerpc.v1.ChatRequest\x1a\x19.routerpc.v1.ChatResponse\x12O\n\nStreamChat\x12\x1e.routerpc.v1.StreamChatRequest\x1a\x1f.routerpc.v1.StreamChatResponse0\x01\x12M\n\nListModels\x12\x1e.routerpc.v1.ListModelsRequest\x1a\x1f.routerpc.v1.ListModelsResponse\x12V\n\rListEndpoints\x12!.routerpc.v1.ListEndpointsRequest\x1a\".routerpc.v1.ListEndpointsResponse\x12V\n\rGetGeneration\x12!.routerpc.v1.GetGenerationRequest\x1a\".routerpc.v1.GetGenerationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,26 +41,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSREQUEST'].fields_by_name['supported_parameters']._serialized_options = b'\272H\r\222\001\n\020 \"\006r\004\020\001\030@'
   _globals['_LISTENDPOINTSREQUEST'].fields_by_name['model']._loaded_options = None
   _globals['_LISTENDPOINTSREQUEST'].fields_by_name['model']._serialized_options = b'\272H+r)\030\200\0022$^[A-Za-z0-9._~-]+/[A-Za-z0-9._~:-]+$'
-  _globals['_STREAMCHATREQUEST']._serialized_start=130
-  _globals['_STREAMCHATREQUEST']._serialized_end=200
-  _globals['_STREAMCHATRESPONSE']._serialized_start=203
-  _globals['_STREAMCHATRESPONSE']._serialized_end=412
-  _globals['_LISTMODELSREQUEST']._serialized_start=414
-  _globals['_LISTMODELSREQUEST']._serialized_end=481
-  _globals['_PRICING']._serialized_start=484
-  _globals['_PRICING']._serialized_end=642
-  _globals['_MODEL']._serialized_start=645
-  _globals['_MODEL']._serialized_end=862
-  _globals['_LISTMODELSRESPONSE']._serialized_start=864
-  _globals['_LISTMODELSRESPONSE']._serialized_end=920
-  _globals['_LISTENDPOINTSREQUEST']._serialized_start=922
-  _globals['_LISTENDPOINTSREQUEST']._serialized_end=1007
-  _globals['_PERCENTILES']._serialized_start=1009
-  _globals['_PERCENTILES']._serialized_end=1074
-  _globals['_ENDPOINT']._serialized_start=1077
-  _globals['_ENDPOINT']._serialized_end=1541
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=1543
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=1623
-  _globals['_ROUTERSERVICE']._serialized_start=1626
-  _globals['_ROUTERSERVICE']._serialized_end=1950
+  _globals['_GETGENERATIONREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETGENERATIONREQUEST'].fields_by_name['id']._serialized_options = b'\272H\031r\027\030\200\0022\022^[A-Za-z0-9_.:-]+$'
+  _globals['_STREAMCHATREQUEST']._serialized_start=160
+  _globals['_STREAMCHATREQUEST']._serialized_end=230
+  _globals['_STREAMCHATRESPONSE']._serialized_start=233
+  _globals['_STREAMCHATRESPONSE']._serialized_end=442
+  _globals['_LISTMODELSREQUEST']._serialized_start=444
+  _globals['_LISTMODELSREQUEST']._serialized_end=511
+  _globals['_PRICING']._serialized_start=514
+  _globals['_PRICING']._serialized_end=672
+  _globals['_MODEL']._serialized_start=675
+  _globals['_MODEL']._serialized_end=892
+  _globals['_LISTMODELSRESPONSE']._serialized_start=894
+  _globals['_LISTMODELSRESPONSE']._serialized_end=950
+  _globals['_LISTENDPOINTSREQUEST']._serialized_start=952
+  _globals['_LISTENDPOINTSREQUEST']._serialized_end=1037
+  _globals['_PERCENTILES']._serialized_start=1039
+  _globals['_PERCENTILES']._serialized_end=1104
+  _globals['_ENDPOINT']._serialized_start=1107
+  _globals['_ENDPOINT']._serialized_end=1571
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=1573
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=1653
+  _globals['_GETGENERATIONREQUEST']._serialized_start=1655
+  _globals['_GETGENERATIONREQUEST']._serialized_end=1719
+  _globals['_GENERATION']._serialized_start=1722
+  _globals['_GENERATION']._serialized_end=2266
+  _globals['_GETGENERATIONRESPONSE']._serialized_start=2268
+  _globals['_GETGENERATIONRESPONSE']._serialized_end=2336
+  _globals['_ROUTERSERVICE']._serialized_start=2339
+  _globals['_ROUTERSERVICE']._serialized_end=2751
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from routerpc._gen.routerpc.v1 import chat_pb2 as _chat_pb2
 from routerpc._gen.routerpc.v1 import provider_pb2 as _provider_pb2
@@ -421,3 +422,156 @@ class ListEndpointsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEndpointsResponse: _TypeAlias = ListEndpointsResponse  # noqa: Y015
+
+@_typing.final
+class GetGenerationRequest(_message.Message):
+    """GetGenerationRequest is the request for RouterService.GetGeneration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Generation id, as returned in ChatResponse.id ("gen-..."). REQUIRED."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGenerationRequest: _TypeAlias = GetGenerationRequest  # noqa: Y015
+
+@_typing.final
+class Generation(_message.Message):
+    """Generation is the final accounting of one completion, as OpenRouter records it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    PROVIDER_NAME_FIELD_NUMBER: _builtins.int
+    TOTAL_COST_FIELD_NUMBER: _builtins.int
+    TOKENS_PROMPT_FIELD_NUMBER: _builtins.int
+    TOKENS_COMPLETION_FIELD_NUMBER: _builtins.int
+    NATIVE_TOKENS_PROMPT_FIELD_NUMBER: _builtins.int
+    NATIVE_TOKENS_COMPLETION_FIELD_NUMBER: _builtins.int
+    NATIVE_TOKENS_REASONING_FIELD_NUMBER: _builtins.int
+    NATIVE_TOKENS_CACHED_FIELD_NUMBER: _builtins.int
+    LATENCY_MS_FIELD_NUMBER: _builtins.int
+    GENERATION_TIME_MS_FIELD_NUMBER: _builtins.int
+    FINISH_REASON_FIELD_NUMBER: _builtins.int
+    NATIVE_FINISH_REASON_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    STREAMED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    IS_BYOK_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Generation id."""
+    model: _builtins.str
+    """The model that served."""
+    provider_name: _builtins.str
+    """Display name of the provider that served."""
+    total_cost: _builtins.float
+    """Total cost in USD (credits)."""
+    tokens_prompt: _builtins.int
+    """Prompt tokens (normalised)."""
+    tokens_completion: _builtins.int
+    """Completion tokens (normalised)."""
+    native_tokens_prompt: _builtins.int
+    """Prompt tokens in the provider's own tokenizer."""
+    native_tokens_completion: _builtins.int
+    """Completion tokens in the provider's own tokenizer."""
+    native_tokens_reasoning: _builtins.int
+    """Reasoning tokens (native)."""
+    native_tokens_cached: _builtins.int
+    """Cached prompt tokens (native)."""
+    latency_ms: _builtins.float
+    """Time to first token, milliseconds."""
+    generation_time_ms: _builtins.float
+    """Total generation time, milliseconds."""
+    finish_reason: _builtins.str
+    """Normalised finish reason string."""
+    native_finish_reason: _builtins.str
+    """The provider's own finish reason."""
+    created_at: _builtins.str
+    """When it was created (RFC 3339)."""
+    streamed: _builtins.bool
+    """Whether it was streamed."""
+    cancelled: _builtins.bool
+    """Whether the caller cancelled it."""
+    is_byok: _builtins.bool
+    """Whether it ran on the caller's own provider key."""
+    @_builtins.property
+    def details(self) -> _struct_pb2.Struct:
+        """Every field OpenRouter returned, as it returned them."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        model: _builtins.str = ...,
+        provider_name: _builtins.str = ...,
+        total_cost: _builtins.float | None = ...,
+        tokens_prompt: _builtins.int = ...,
+        tokens_completion: _builtins.int = ...,
+        native_tokens_prompt: _builtins.int = ...,
+        native_tokens_completion: _builtins.int = ...,
+        native_tokens_reasoning: _builtins.int = ...,
+        native_tokens_cached: _builtins.int = ...,
+        latency_ms: _builtins.float | None = ...,
+        generation_time_ms: _builtins.float | None = ...,
+        finish_reason: _builtins.str = ...,
+        native_finish_reason: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+        streamed: _builtins.bool = ...,
+        cancelled: _builtins.bool = ...,
+        is_byok: _builtins.bool = ...,
+        details: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_generation_time_ms", b"_generation_time_ms", "_latency_ms", b"_latency_ms", "_total_cost", b"_total_cost", "details", b"details", "generation_time_ms", b"generation_time_ms", "latency_ms", b"latency_ms", "total_cost", b"total_cost"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_generation_time_ms", b"_generation_time_ms", "_latency_ms", b"_latency_ms", "_total_cost", b"_total_cost", "cancelled", b"cancelled", "created_at", b"created_at", "details", b"details", "finish_reason", b"finish_reason", "generation_time_ms", b"generation_time_ms", "id", b"id", "is_byok", b"is_byok", "latency_ms", b"latency_ms", "model", b"model", "native_finish_reason", b"native_finish_reason", "native_tokens_cached", b"native_tokens_cached", "native_tokens_completion", b"native_tokens_completion", "native_tokens_prompt", b"native_tokens_prompt", "native_tokens_reasoning", b"native_tokens_reasoning", "provider_name", b"provider_name", "streamed", b"streamed", "tokens_completion", b"tokens_completion", "tokens_prompt", b"tokens_prompt", "total_cost", b"total_cost"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__generation_time_ms: _TypeAlias = _typing.Literal["generation_time_ms"]  # noqa: Y015
+    _WhichOneofArgType__generation_time_ms: _TypeAlias = _typing.Literal["_generation_time_ms", b"_generation_time_ms"]  # noqa: Y015
+    _WhichOneofReturnType__latency_ms: _TypeAlias = _typing.Literal["latency_ms"]  # noqa: Y015
+    _WhichOneofArgType__latency_ms: _TypeAlias = _typing.Literal["_latency_ms", b"_latency_ms"]  # noqa: Y015
+    _WhichOneofReturnType__total_cost: _TypeAlias = _typing.Literal["total_cost"]  # noqa: Y015
+    _WhichOneofArgType__total_cost: _TypeAlias = _typing.Literal["_total_cost", b"_total_cost"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__generation_time_ms) -> _WhichOneofReturnType__generation_time_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__latency_ms) -> _WhichOneofReturnType__latency_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__total_cost) -> _WhichOneofReturnType__total_cost | None: ...
+
+Global___Generation: _TypeAlias = Generation  # noqa: Y015
+
+@_typing.final
+class GetGenerationResponse(_message.Message):
+    """GetGenerationResponse is the response for RouterService.GetGeneration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def generation(self) -> Global___Generation:
+        """The generation."""
+
+    def __init__(
+        self,
+        *,
+        generation: Global___Generation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGenerationResponse: _TypeAlias = GetGenerationResponse  # noqa: Y015

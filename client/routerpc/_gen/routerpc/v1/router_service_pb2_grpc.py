@@ -56,6 +56,11 @@ class RouterServiceStub:
                 request_serializer=routerpc_dot_v1_dot_router__service__pb2.ListEndpointsRequest.SerializeToString,
                 response_deserializer=routerpc_dot_v1_dot_router__service__pb2.ListEndpointsResponse.FromString,
                 _registered_method=True)
+        self.GetGeneration = channel.unary_unary(
+                '/routerpc.v1.RouterService/GetGeneration',
+                request_serializer=routerpc_dot_v1_dot_router__service__pb2.GetGenerationRequest.SerializeToString,
+                response_deserializer=routerpc_dot_v1_dot_router__service__pb2.GetGenerationResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -91,6 +96,13 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGeneration(self, request, context):
+        """GetGeneration fetches the final cost and statistics of a past completion by its id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +125,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.ListEndpoints,
                     request_deserializer=routerpc_dot_v1_dot_router__service__pb2.ListEndpointsRequest.FromString,
                     response_serializer=routerpc_dot_v1_dot_router__service__pb2.ListEndpointsResponse.SerializeToString,
+            ),
+            'GetGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGeneration,
+                    request_deserializer=routerpc_dot_v1_dot_router__service__pb2.GetGenerationRequest.FromString,
+                    response_serializer=routerpc_dot_v1_dot_router__service__pb2.GetGenerationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +241,33 @@ class RouterService:
             '/routerpc.v1.RouterService/ListEndpoints',
             routerpc_dot_v1_dot_router__service__pb2.ListEndpointsRequest.SerializeToString,
             routerpc_dot_v1_dot_router__service__pb2.ListEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routerpc.v1.RouterService/GetGeneration',
+            routerpc_dot_v1_dot_router__service__pb2.GetGenerationRequest.SerializeToString,
+            routerpc_dot_v1_dot_router__service__pb2.GetGenerationResponse.FromString,
             options,
             channel_credentials,
             insecure,

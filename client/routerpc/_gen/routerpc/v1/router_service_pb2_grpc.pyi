@@ -44,6 +44,8 @@ class RouterServiceStub:
     """ListModels lists the models available through the upstream."""
     ListEndpoints: _grpc.UnaryUnaryMultiCallable[_router_service_pb2.ListEndpointsRequest, _router_service_pb2.ListEndpointsResponse]
     """ListEndpoints lists a model's provider endpoints, with quantization, pricing and uptime."""
+    GetGeneration: _grpc.UnaryUnaryMultiCallable[_router_service_pb2.GetGenerationRequest, _router_service_pb2.GetGenerationResponse]
+    """GetGeneration fetches the final cost and statistics of a past completion by its id."""
 
 @_typing.type_check_only
 class RouterServiceAsyncStub(RouterServiceStub):
@@ -60,6 +62,8 @@ class RouterServiceAsyncStub(RouterServiceStub):
     """ListModels lists the models available through the upstream."""
     ListEndpoints: _aio.UnaryUnaryMultiCallable[_router_service_pb2.ListEndpointsRequest, _router_service_pb2.ListEndpointsResponse]  # type: ignore[assignment]
     """ListEndpoints lists a model's provider endpoints, with quantization, pricing and uptime."""
+    GetGeneration: _aio.UnaryUnaryMultiCallable[_router_service_pb2.GetGenerationRequest, _router_service_pb2.GetGenerationResponse]  # type: ignore[assignment]
+    """GetGeneration fetches the final cost and statistics of a past completion by its id."""
 
 class RouterServiceServicer(metaclass=_abc_1.ABCMeta):
     """RouterService turns typed chat requests into OpenRouter calls."""
@@ -97,5 +101,13 @@ class RouterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_router_service_pb2.ListEndpointsResponse, _abc.Awaitable[_router_service_pb2.ListEndpointsResponse]]:
         """ListEndpoints lists a model's provider endpoints, with quantization, pricing and uptime."""
+
+    @_abc_1.abstractmethod
+    def GetGeneration(
+        self,
+        request: _router_service_pb2.GetGenerationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_service_pb2.GetGenerationResponse, _abc.Awaitable[_router_service_pb2.GetGenerationResponse]]:
+        """GetGeneration fetches the final cost and statistics of a past completion by its id."""
 
 def add_RouterServiceServicer_to_server(servicer: RouterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
