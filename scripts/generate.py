@@ -49,8 +49,14 @@ def _protos() -> list[str]:
     return sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
 
 
+_ENUM_VALUE_TYPE = 'ValueType = _typing.NewType("ValueType", _builtins.int)'
+
+
 def _rewrite(text: str) -> str:
-    """Point absolute imports of our own proto packages at routerpc._gen."""
+    """Point absolute imports of our own proto packages at routerpc._gen, and let enum fields
+    accept any int in the stubs (mypy-protobuf's NewType would reject ``Quantization.FP8``, an
+    IntEnum, in ``ProviderConfig(quantizations=[...])``; the runtime accepts it)."""
+    text = text.replace(_ENUM_VALUE_TYPE, "ValueType: _TypeAlias = _builtins.int")
     text = _FROM_RE.sub(lambda m: f"{m[1]}{GEN_PACKAGE}.{m[2]}{m[3]}", text)
     text = _IMPORT_RE.sub(lambda m: f"{m[1]}{GEN_PACKAGE}.{m[2]}", text)
     # .pyi stubs refer to imported modules by their dotted path (routerpc.v1.chat_pb2.X).

@@ -100,7 +100,7 @@ def _choice(raw: Mapping[str, Any]) -> pb.Choice:
     choice = pb.Choice(
         index=_int(raw.get("index")),
         message=_message(raw.get("message") or {}),
-        finish_reason=_finish(raw.get("finish_reason")),  # type: ignore[arg-type]
+        finish_reason=_finish(raw.get("finish_reason")),
         native_finish_reason=str(raw.get("native_finish_reason") or ""),
     )
     if isinstance(raw.get("logprobs"), dict):
@@ -137,7 +137,7 @@ def _chat_response(body: Mapping[str, Any], quantization: int) -> pb.ChatRespons
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
         provider=str(body.get("provider") or ""),
-        quantization=quantization,  # type: ignore[arg-type]
+        quantization=quantization,
         created=_int(body.get("created")),
         choices=[_choice(c) for c in choices],
         system_fingerprint=str(body.get("system_fingerprint") or ""),
@@ -180,7 +180,7 @@ def _stream_chunk(body: Mapping[str, Any], quantization: int) -> pb.StreamChatRe
         model=str(body.get("model") or ""),
         provider=str(body.get("provider") or ""),
         created=_int(body.get("created")),
-        quantization=quantization,  # type: ignore[arg-type]
+        quantization=quantization,
     )
     for raw in body.get("choices") or []:
         chunk.choices.add(

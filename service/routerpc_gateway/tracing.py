@@ -1,10 +1,10 @@
 """OpenTelemetry tracing: off unless the standard ``OTEL_*`` environment asks for it.
 
 When ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) is set, or
-``OTEL_TRACES_EXPORTER`` names ``otlp``, every RPC gets a server span (the official grpc instrumentation) and every upstream
-call a client span (the official aiohttp-client and httpx instrumentations), exported over
-OTLP/HTTP with the batch processor. The instrumentations record no bodies and no headers, so no
-prompt and no key reaches a span.
+``OTEL_TRACES_EXPORTER`` names ``otlp``, every RPC gets a server span (the official grpc
+instrumentation) and every upstream call a client span (the official aiohttp-client and httpx
+instrumentations), exported over OTLP/HTTP with the batch processor. The instrumentations record
+no bodies and no headers, so no prompt and no key reaches a span.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +98,27 @@ def test_other_seed_lists_encode_in_the_given_order(
         b'{"model":"openai/gpt-4o","messages":[{"role":"user","content":"Hello!"}],'
         b'"provider":{"quantizations":' + wire + b"}}"
     )
+
+
+def test_seed_snippet_type_checks_under_mypy_strict(tmp_path: Path) -> None:
+    """Users run mypy too: the required snippet must type-check as written."""
+    snippet = tmp_path / "seed.py"
+    snippet.write_text(
+        "from routerpc import ChatRequestBuilder, ProviderConfig, Quantization\n\n"
+        "provider_config = ProviderConfig(\n"
+        "    quantizations=[Quantization.FP8, Quantization.FP16]\n"
+        ")\n\n"
+        "request = (ChatRequestBuilder()\n"
+        '    .with_model("openai/gpt-4o")\n'
+        '    .with_text("Hello!")\n'
+        "    .build())\n"
+        "request.provider = provider_config\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -34,7 +34,7 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _Ignore:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _IgnoreEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Ignore.ValueType], _builtins.type):
@@ -51,7 +51,7 @@ IGNORE_ALWAYS: Ignore.ValueType  # 3
 Global___Ignore: _TypeAlias = Ignore  # noqa: Y015
 
 class _KnownRegex:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _KnownRegexEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_KnownRegex.ValueType], _builtins.type):

@@ -22,7 +22,7 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _Role:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType], _builtins.type):
@@ -58,7 +58,7 @@ ROLE_TOOL: Role.ValueType  # 5
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 class _ImageDetail:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _ImageDetailEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImageDetail.ValueType], _builtins.type):
@@ -90,7 +90,7 @@ IMAGE_DETAIL_ORIGINAL: ImageDetail.ValueType  # 4
 Global___ImageDetail: _TypeAlias = ImageDetail  # noqa: Y015
 
 class _ToolChoiceMode:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _ToolChoiceModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ToolChoiceMode.ValueType], _builtins.type):
@@ -118,7 +118,7 @@ TOOL_CHOICE_MODE_REQUIRED: ToolChoiceMode.ValueType  # 3
 Global___ToolChoiceMode: _TypeAlias = ToolChoiceMode  # noqa: Y015
 
 class _ResponseFormatType:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _ResponseFormatTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResponseFormatType.ValueType], _builtins.type):
@@ -146,7 +146,7 @@ RESPONSE_FORMAT_TYPE_JSON_SCHEMA: ResponseFormatType.ValueType  # 3
 Global___ResponseFormatType: _TypeAlias = ResponseFormatType  # noqa: Y015
 
 class _ReasoningEffort:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _ReasoningEffortEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasoningEffort.ValueType], _builtins.type):
@@ -190,7 +190,7 @@ REASONING_EFFORT_MAX: ReasoningEffort.ValueType  # 7
 Global___ReasoningEffort: _TypeAlias = ReasoningEffort  # noqa: Y015
 
 class _ReasoningSummary:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _ReasoningSummaryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasoningSummary.ValueType], _builtins.type):
@@ -218,7 +218,7 @@ REASONING_SUMMARY_DETAILED: ReasoningSummary.ValueType  # 3
 Global___ReasoningSummary: _TypeAlias = ReasoningSummary  # noqa: Y015
 
 class _Modality:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _ModalityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Modality.ValueType], _builtins.type):
@@ -246,7 +246,7 @@ MODALITY_AUDIO: Modality.ValueType  # 3
 Global___Modality: _TypeAlias = Modality  # noqa: Y015
 
 class _ServiceTier:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _ServiceTierEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ServiceTier.ValueType], _builtins.type):
@@ -286,7 +286,7 @@ SERVICE_TIER_SCALE: ServiceTier.ValueType  # 6
 Global___ServiceTier: _TypeAlias = ServiceTier  # noqa: Y015
 
 class _FinishReason:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _FinishReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FinishReason.ValueType], _builtins.type):

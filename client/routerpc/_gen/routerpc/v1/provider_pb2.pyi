@@ -20,7 +20,7 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _Quantization:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _QuantizationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Quantization.ValueType], _builtins.type):
@@ -88,7 +88,7 @@ QUANTIZATION_UNKNOWN: Quantization.ValueType  # 12
 Global___Quantization: _TypeAlias = Quantization  # noqa: Y015
 
 class _DataCollection:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _DataCollectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataCollection.ValueType], _builtins.type):
@@ -112,7 +112,7 @@ DATA_COLLECTION_DENY: DataCollection.ValueType  # 2
 Global___DataCollection: _TypeAlias = DataCollection  # noqa: Y015
 
 class _SortStrategy:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _SortStrategyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SortStrategy.ValueType], _builtins.type):
@@ -144,7 +144,7 @@ SORT_STRATEGY_EXACTO: SortStrategy.ValueType  # 4
 Global___SortStrategy: _TypeAlias = SortStrategy  # noqa: Y015
 
 class _SortPartition:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
+    ValueType: _TypeAlias = _builtins.int
     V: _TypeAlias = ValueType  # noqa: Y015
 
 class _SortPartitionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SortPartition.ValueType], _builtins.type):
