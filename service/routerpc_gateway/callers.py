@@ -138,6 +138,22 @@ class CallersFile(_Strict):
     require_auth: bool = True
     callers: dict[str, Caller] = {}
 
+    @field_validator("callers")
+    @classmethod
+    def _one_caller_per_credential(cls, callers: dict[str, Caller]) -> dict[str, Caller]:
+        """A token or subject listed for two callers would silently get the later one's policy."""
+        seen: dict[str, str] = {}
+        for name, caller in callers.items():
+            for kind, values in (
+                ("token_sha256", caller.token_sha256),
+                ("mtls_subjects", caller.mtls_subjects),
+            ):
+                for value in values:
+                    first = seen.setdefault(f"{kind}:{value}", name)
+                    if first != name:
+                        raise ValueError(f"{name}: a {kind} entry is already listed for {first}")
+        return callers
+
 
 def load_callers(path: Path) -> CallersFile:
     """Parse and validate; raises ``ValueError`` with one readable line on any problem."""
@@ -148,13 +164,29 @@ def load_callers(path: Path) -> CallersFile:
     try:
         raw: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"{path} is not valid {path.suffix.lstrip('.')}: {error}") from None
+        kind = "toml" if path.suffix == ".toml" else "yaml"
+        raise ValueError(f"{path} is not valid {kind}: {_one_line(error)}") from None
     try:
         return CallersFile.model_validate(raw or {})
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"{path}: {where}: {first['msg']}") from None
+        loc = ".".join(str(p) for p in first["loc"])
+        where = f"{loc}: " if loc else ""  # a whole-file problem has no location
+        raise ValueError(f"{path}: {where}{_one_line(first['msg'])}") from None
+
+
+def _one_line(error: Exception | str) -> str:
+    """A parser's complaint as one line, without the file excerpt PyYAML quotes (lines of the
+    file, a caret) after it."""
+    text = str(error)
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
+        text = error.problem
+        mark = error.problem_mark
+        if mark is not None:
+            text += f" (line {mark.line + 1}, column {mark.column + 1})"
+        if error.context:
+            text = f"{error.context}: {text}"
+    return " ".join(text.split())
 
 
 class CallersStore:

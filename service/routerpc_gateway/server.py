@@ -134,6 +134,14 @@ async def serve(
             raise OSError(
                 errno.EADDRNOTAVAIL, "cannot bind (address in use or not available here)"
             ) from None
+        # Signals are handled before anyone learns the server is up: a SIGTERM or SIGHUP sent
+        # right after readiness must drain or reload, never kill the process.
+        stop = stop or asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        loop.add_signal_handler(signal.SIGHUP, callers.reload)
+        handled.append(signal.SIGHUP)
         await server.start()
         for service in ("", pb.SERVICE_NAME):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -148,12 +156,6 @@ async def serve(
         if on_ready is not None:
             on_ready(port)
 
-        stop = stop or asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
-        loop.add_signal_handler(signal.SIGHUP, callers.reload)
-        handled.append(signal.SIGHUP)
         await stop.wait()
         log.info(
             "draining: NOT_SERVING for %.1fs, then up to %.1fs for in-flight calls",

@@ -164,11 +164,12 @@ class RouterServicer(pb.RouterServiceServicer):
         self, request: pb.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> tuple[pb.ChatRequest, str | None]:
         """The request after the caller's policy, and the caller's own key if it sent one."""
-        identity = current_caller.get()
-        may_byok = (
-            identity.caller.byok if identity.caller is not None else self._settings.allow_byok
-        )
-        return apply_policy(request, identity.caller), _caller_key(context, may_byok)
+        caller = current_caller.get().caller
+        return apply_policy(request, caller), _caller_key(context, self._may_byok())
+
+    def _may_byok(self) -> bool:
+        caller = current_caller.get().caller
+        return caller.byok if caller is not None else self._settings.allow_byok
 
     async def _chat_once(
         self, body: bytes, deadline: float, left: float, api_key: str | None
@@ -358,7 +359,9 @@ class RouterServicer(pb.RouterServiceServicer):
             _validated(request, "GetGenerationRequest")
             seconds = budget(self._settings, context.time_remaining())
             query = urllib.parse.urlencode({"id": request.id})
-            body = await self._upstream.get(f"generation?{query}", seconds=seconds)
+            # A caller with its own key looks up generations under its own account.
+            api_key = _caller_key(context, self._may_byok())
+            body = await self._upstream.get(f"generation?{query}", seconds=seconds, api_key=api_key)
             data = body.get("data")
             if not isinstance(data, dict):
                 raise GatewayError(

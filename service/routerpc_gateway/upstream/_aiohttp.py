@@ -123,13 +123,16 @@ class AiohttpUpstream:
             "POST", "chat/completions", data=body, seconds=seconds, api_key=api_key
         )
 
-    async def get(self, path: str, *, seconds: float) -> dict[str, Any]:
-        return await self._send("GET", path, data=None, seconds=seconds)
+    async def get(self, path: str, *, seconds: float, api_key: str | None = None) -> dict[str, Any]:
+        return await self._send("GET", path, data=None, seconds=seconds, api_key=api_key)
 
     @asynccontextmanager
     async def stream_chat(
         self, body: bytes, *, seconds: float, api_key: str | None = None
     ) -> AsyncIterator[AsyncIterator[SseEvent]]:
+        # A connection that fails before the reply's status line is a connection failure (and
+        # retryable), not a stream broken mid-reply: only a reply that started can be cut.
+        started = False
         try:
             async with asyncio.timeout(seconds):
                 response = await self._session.post(
@@ -138,6 +141,7 @@ class AiohttpUpstream:
                     headers={"Accept": "text/event-stream", **key_headers(api_key)},
                     allow_redirects=False,
                 )
+                started = True
                 try:
                     if response.status >= 400:
                         raw = await self._read_bounded(response)
@@ -157,7 +161,7 @@ class AiohttpUpstream:
         except TimeoutError:
             raise timed_out(seconds) from None
         except aiohttp.ClientError as error:
-            raise _client_error(error, streaming=True) from None
+            raise _client_error(error, streaming=started) from None
 
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:
         if "text/event-stream" not in response.headers.get("Content-Type", ""):

@@ -51,8 +51,8 @@ class Upstream(Protocol):
         ``api_key`` replaces the gateway's own key for this call (bring-your-own-key); the
         destination never changes."""
 
-    async def get(self, path: str, *, seconds: float) -> dict[str, Any]:
-        """GET a catalogue resource (``models``, ``models/a/b/endpoints``)."""
+    async def get(self, path: str, *, seconds: float, api_key: str | None = None) -> dict[str, Any]:
+        """GET a catalogue or account resource (``models``, ``generation?id=``)."""
 
     def stream_chat(
         self, body: bytes, *, seconds: float, api_key: str | None = None

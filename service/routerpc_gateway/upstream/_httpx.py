@@ -1,4 +1,9 @@
-"""The httpx upstream client (``--upstream-client httpx``), with httpx-sse for streams."""
+"""The httpx upstream client (``--upstream-client httpx``).
+
+Streams are parsed by the same bounded SSE parser as the aiohttp client's (``_sse.py``), fed the
+decoded body as it arrives, so an event (or a line that never ends) larger than the reply limit
+is an error as soon as the limit is passed, never a buffer that grows with the upstream.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource
 
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import upstream_error
@@ -25,6 +29,7 @@ from routerpc_gateway.upstream._base import (
     too_large,
     unreachable,
 )
+from routerpc_gateway.upstream._sse import SseParser, SseTooLargeError
 
 __all__ = ["HttpxUpstream"]
 
@@ -72,7 +77,9 @@ class HttpxUpstream:
             raise too_large(self._max_bytes)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_raw():
+        # Decoded bytes (``aiter_bytes``): the body as sent may be gzip/deflate/br-encoded, and
+        # the bound is on what is held in memory.
+        async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > self._max_bytes:
                 raise too_large(self._max_bytes)
@@ -111,13 +118,16 @@ class HttpxUpstream:
             "POST", "chat/completions", content=body, seconds=seconds, api_key=api_key
         )
 
-    async def get(self, path: str, *, seconds: float) -> dict[str, Any]:
-        return await self._send("GET", path, content=None, seconds=seconds)
+    async def get(self, path: str, *, seconds: float, api_key: str | None = None) -> dict[str, Any]:
+        return await self._send("GET", path, content=None, seconds=seconds, api_key=api_key)
 
     @asynccontextmanager
     async def stream_chat(
         self, body: bytes, *, seconds: float, api_key: str | None = None
     ) -> AsyncIterator[AsyncIterator[SseEvent]]:
+        # A connection that fails before the reply's status line is a connection failure (and
+        # retryable), not a stream broken mid-reply: only a reply that started can be cut.
+        started = False
         try:
             async with asyncio.timeout(seconds):
                 request = self._client.build_request(
@@ -127,6 +137,7 @@ class HttpxUpstream:
                     headers={"Accept": "text/event-stream", **key_headers(api_key)},
                 )
                 response = await self._client.send(request, stream=True)
+                started = True
                 try:
                     if response.status_code >= 400:
                         raw = await self._read_bounded(response)
@@ -141,7 +152,7 @@ class HttpxUpstream:
         except TimeoutError:
             raise timed_out(seconds) from None
         except httpx.TransportError as error:
-            raise _transport_error(error, streaming=True) from None
+            raise _transport_error(error, streaming=started) from None
 
     async def _events(self, response: httpx.Response) -> AsyncIterator[SseEvent]:
         content_type = response.headers.get("content-type", "")
@@ -151,7 +162,10 @@ class HttpxUpstream:
             raise bad_response(
                 f"the upstream answered a stream request with {content_type or 'no type'}"
             )
-        async for event in EventSource(response).aiter_sse():
-            if len(event.data) > self._max_bytes:
-                raise too_large(self._max_bytes)
-            yield SseEvent(event.data)
+        parser = SseParser(self._max_bytes)
+        try:
+            async for chunk in response.aiter_bytes():
+                for data in parser.feed(chunk):
+                    yield SseEvent(data)
+        except SseTooLargeError:
+            raise too_large(self._max_bytes) from None
