@@ -57,6 +57,8 @@ def _subjects(context: grpc.aio.ServicerContext[Any, Any]) -> list[str]:
 
 def identify(store: CallersStore, context: grpc.aio.ServicerContext[Any, Any]) -> Identity | None:
     """The caller behind ``context``, ANONYMOUS when auth is off, None when it must be refused."""
+    if not store.auth_required and not store.config.callers:
+        return ANONYMOUS  # no callers file: authentication is off, credentials are ignored
     token = _bearer(context.invocation_metadata())
     if token is not None:
         found = store.by_token(token)

@@ -191,6 +191,22 @@ def _code_of(error: BaseException, context: Any) -> str:
     return "UNKNOWN"
 
 
+async def _decoded(parse: Any, raw: bytes, context: Any) -> Any:
+    """The request message, or INVALID_ARGUMENT when the bytes are not one."""
+    if parse is None:
+        return raw
+    try:
+        return parse(raw)
+    except Exception as error:  # DecodeError, or the runtime's recursion limit
+        kind = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
+        name = kind.full_name if kind is not None else "request"
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not a valid {name} message ({type(error).__name__})",
+        )
+        raise AssertionError("unreachable: abort raises") from None
+
+
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
     """Times, counts and logs every RPC except health."""
 
@@ -225,13 +241,19 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
+        parse = handler.request_deserializer
+        if parse is not None and (handler.unary_unary or handler.unary_stream):
+            # Parse here, not in grpc: an undecodable request is then INVALID_ARGUMENT (and
+            # one access line), instead of UNKNOWN with a traceback logged per request.
+            codec["request_deserializer"] = None
         if handler.unary_unary is not None:
             inner_uu: Any = handler.unary_unary
 
-            async def unary_unary(request: Any, context: Any) -> Any:
+            async def unary_unary(raw: Any, context: Any) -> Any:
                 record = self._start(method, context)
                 error: BaseException | None = None
                 try:
+                    request = await _decoded(parse, raw, context)
                     return await inner_uu(request, context)
                 except BaseException as raised:
                     error = raised
@@ -242,17 +264,25 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(unary_unary, **codec)
         if handler.unary_stream is not None:
             inner_us: Any = handler.unary_stream
-            return grpc.unary_stream_rpc_method_handler(self._streaming(inner_us, method), **codec)
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(inner_us, method, parse), **codec
+            )
         if handler.stream_stream is not None:
             inner_ss: Any = handler.stream_stream
-            return grpc.stream_stream_rpc_method_handler(self._streaming(inner_ss, method), **codec)
+            return grpc.stream_stream_rpc_method_handler(
+                self._streaming(inner_ss, method, None), **codec
+            )
         return handler
 
-    def _streaming(self, inner: Any, method: str) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    def _streaming(
+        self, inner: Any, method: str, parse: Any
+    ) -> Callable[[Any, Any], AsyncIterator[Any]]:
         async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
             record = self._start(method, context)
             error: BaseException | None = None
             try:
+                if parse is not None:
+                    request = await _decoded(parse, request, context)
                 async for item in inner(request, context):
                     if record.first_chunk_seconds is None:
                         record.first_chunk_seconds = time.monotonic() - record.started

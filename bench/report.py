@@ -1,0 +1,589 @@
+"""bench/RESULTS.md from one run's raw results (the JSON ``bench.bench`` writes).
+
+python -m bench.report bench/results/latest.json bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+UNARY_VS_PASSTHROUGH = 1.25
+STREAM_VS_PASSTHROUGH = 1.25
+UNARY_VS_ECHO = 2.5
+RELAY_P50_MS = 1.0
+KIB_PER_STREAM = 100.0
+WORKER_DRIFT = 0.10
+
+Run = dict[str, Any]
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]], align: str = "") -> list[str]:
+    head = list(header)
+    spec = align or "l" + "r" * (len(head) - 1)
+    marks = [":---" if a == "l" else "---:" for a in spec]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _median(values: Iterable[Any]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _aggregate(runs: list[Run]) -> Run:
+    """Rounds of one (section, server, mode, concurrency) as one row: medians, and whether every
+    round was complete."""
+    cpus = [r["cpu_ms_per_request"] for r in runs if r.get("cpu_ms_per_request")]
+    cpu = _median(cpus)
+    first = runs[0]
+    return {
+        **{k: first[k] for k in ("label", "kind", "clients", "streams_per_client")},
+        "rounds": len(runs),
+        "requests": {"total": first["requests"]["total"]},
+        "rps": _median(r.get("rps") for r in runs),
+        "latency_ms": {
+            "p50": _median(r["latency_ms"].get("p50") for r in runs),
+            "p99": _median(r["latency_ms"].get("p99") for r in runs),
+        },
+        "cpu_ms_per_request": cpu,
+        "cpu_spread": (max(cpus) - min(cpus)) / cpu if cpu and len(cpus) > 1 else None,
+        "upstream_cpu_ms_per_request": _median(r.get("upstream_cpu_ms_per_request") for r in runs),
+        "loadgen_cpu_ms_per_request": _median(r.get("loadgen_cpu_ms_per_request") for r in runs),
+        "other_load": _median(r.get("other_load_cores") for r in runs),
+        "complete": all(r.get("complete") for r in runs),
+    }
+
+
+@dataclass
+class Index:
+    runs: list[Run]
+
+    def get(self, section: str, target: str, mode: str, concurrency: int) -> Run | None:
+        """The median over rounds of one server at one concurrency."""
+        key = (section, target, mode, concurrency)
+        matching = [
+            r for r in self.runs if (r["section"], r["target"], r["mode"], r["concurrency"]) == key
+        ]
+        return _aggregate(matching) if matching else None
+
+    def cpu(self, section: str, target: str, mode: str, concurrency: int) -> float | None:
+        run = self.get(section, target, mode, concurrency)
+        if run is None or not run.get("complete"):
+            return None
+        value = run.get("cpu_ms_per_request")
+        return float(value) if value else None
+
+    def ratio(
+        self,
+        top: tuple[str, str],
+        bottom: tuple[str, str],
+        mode: str,
+        concurrency: int,
+    ) -> float | None:
+        a = self.cpu(top[0], top[1], mode, concurrency)
+        b = self.cpu(bottom[0], bottom[1], mode, concurrency)
+        if a is None or b is None:
+            return None
+        return a / b
+
+
+@dataclass
+class Verdict:
+    name: str
+    target: str
+    measured: str
+    met: bool | None
+
+    def row(self) -> list[str]:
+        word = {True: "**met**", False: "**missed**", None: "not measured"}[self.met]
+        return [self.name, self.target, self.measured, word]
+
+
+def _ratio_verdict(
+    name: str,
+    limit: float,
+    concurrencies: list[int],
+    *,
+    index: Index,
+    top: tuple[str, str],
+    bottom: tuple[str, str],
+    mode: str,
+) -> Verdict:
+    parts, oks = [], []
+    for c in concurrencies:
+        value = index.ratio(top, bottom, mode, c)
+        parts.append(f"c={c}: {_num(value)}")
+        if value is not None:
+            oks.append(value <= limit)
+    met = None if not oks else all(oks) and len(oks) == len(concurrencies)
+    if oks and not all(oks):
+        met = False
+    return Verdict(name, f"≤ {limit:g}x at every concurrency", ", ".join(parts), met)
+
+
+def _mode_table(
+    index: Index, section: str, targets: list[dict[str, Any]], mode: str, concurrencies: list[int]
+) -> list[str]:
+    echo_key = "echo"
+    rows = []
+    for target in targets:
+        for c in concurrencies:
+            run = index.get(section, target["key"], mode, c)
+            if run is None:
+                continue
+            latency = run["latency_ms"]
+            floor = index.cpu(section if section == "main" else "main", echo_key, mode, c)
+            cpu = run.get("cpu_ms_per_request")
+            vs_echo = cpu / floor if cpu and floor and target["kind"] != "http" else None
+            ok = "yes" if run.get("complete") else "**NO**"
+            spread = run.get("cpu_spread")
+            rows.append(
+                [
+                    target["label"],
+                    str(c),
+                    f"{run['clients']}x{run['streams_per_client']}",
+                    f"{run['requests']['total']} x {run['rounds']}",
+                    _num(run.get("rps"), 0),
+                    _num(latency.get("p50")),
+                    _num(latency.get("p99")),
+                    _num(cpu, 3),
+                    "-" if spread is None else f"{spread:.0%}",
+                    _num(vs_echo),
+                    _num(run.get("upstream_cpu_ms_per_request"), 3),
+                    _num(run.get("loadgen_cpu_ms_per_request"), 3),
+                    _num(run.get("other_load")),
+                    ok,
+                ]
+            )
+    header = [
+        "server",
+        "conc.",
+        "conns x streams",
+        "requests x rounds",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms/req",
+        "CPU spread",
+        "CPU vs echo",
+        "nginx CPU ms/req",
+        "h2load CPU ms/req",
+        "other load",
+        "all OK",
+    ]
+    return _table(header, rows, "lrrrrrrrrrrrrl")
+
+
+def build(results: dict[str, Any]) -> str:
+    machine = results.get("machine", {})
+    plan = results.get("plan", {})
+    index = Index(results.get("runs", []))
+    concurrencies = list(plan.get("concurrencies") or [])
+    targets = results.get("targets", [])
+    gateways = [t for t in targets if t["kind"] == "gateway"]
+    out: list[str] = []
+    out += [
+        "# Benchmark results (issue 6)",
+        "",
+        f"Generated by `bench/run{' --quick' if plan.get('mode') == 'quick' else ''}` "
+        f"({plan.get('mode')} mode) on {results.get('started')}, in {results.get('seconds')} s; "
+        f"repository at {machine.get('git_commit')}"
+        f"{' with uncommitted changes under service/' if machine.get('service_dirty') else ''}. "
+        "Method and how to read these tables: [bench/README.md](README.md). "
+        "Raw figures: `bench/results/latest.json`.",
+        "",
+        "Ratios, not absolute times, are the results: every figure below comes from one run on "
+        "one machine, server pinned to core 0, load generator and upstream to core 1.",
+        "",
+        "## Machine",
+        "",
+    ]
+    packages = ", ".join(f"{k} {v}" for k, v in sorted(machine.get("packages", {}).items()))
+    out += _table(
+        ["what", "value"],
+        [
+            ["nproc", str(machine.get("nproc_command") or machine.get("nproc"))],
+            ["CPU", str(machine.get("cpu_model"))],
+            ["memory", f"{machine.get('memory_gib')} GiB"],
+            ["kernel", str(machine.get("kernel"))],
+            ["OS", str(machine.get("os"))],
+            ["Python", str(machine.get("python"))],
+            ["packages", packages],
+            ["nginx", str(machine.get("nginx"))],
+            ["h2load", str(machine.get("h2load"))],
+            ["gateway flags used", _gateway_flags(machine)],
+            ["load average at start", str(machine.get("loadavg", "-"))],
+        ],
+        "ll",
+    )
+
+    verdicts = _verdicts(results, index, gateways, concurrencies)
+    out += _load_note(results)
+    out += ["", "## Targets", ""]
+    out += _table(["target", "wanted", "measured", "verdict"], [v.row() for v in verdicts], "llll")
+    out += [
+        "",
+        "CPU ratios compare CPU ms per request of the server process (all threads, and all "
+        "worker processes), read from `/proc/PID/stat` around each measured run.",
+    ]
+
+    for mode, title, what in (
+        ("unary", "Unary (`Chat`)", "one completion per call"),
+        ("stream", "Streaming (`StreamChat`)", "10 content chunks + 1 usage chunk per call"),
+    ):
+        out += ["", f"## {title}", "", f"{what}; latency is the whole call as h2load sees it.", ""]
+        out += _mode_table(index, "main", targets, mode, concurrencies)
+
+    out += ["", "## Upstream client (same run)", ""]
+    out += _client_table(index, targets, concurrencies)
+
+    if results.get("workers_targets"):
+        out += ["", "## Workers", ""]
+        out += _workers_section(results, index, concurrencies, "workers")
+        if any(r["section"] == "workers-1core" for r in results.get("runs", [])):
+            out += ["", "### Both worker counts squeezed onto core 0 (for information)", ""]
+            out += _workers_section(results, index, concurrencies, "workers-1core")
+
+    out += ["", "## Relay delay (slow-drip upstream, one chunk every 50 ms)", ""]
+    relay = results.get("relay") or []
+    out += _table(
+        ["path", "chunks", "p50 ms", "p99 ms", "max ms", "mean ms", "errors"],
+        [
+            [
+                r["label"],
+                str(r["samples"]),
+                _num(r["p50_ms"], 3),
+                _num(r["p99_ms"], 3),
+                _num(r["max_ms"], 3),
+                _num(r["mean_ms"], 3),
+                str(len(r.get("errors") or [])),
+            ]
+            for r in relay
+        ],
+    )
+    out += [
+        "",
+        "Delay = the time a chunk reaches the Python client minus the `time.time_ns()` the "
+        "sender wrote into it just before sending it. It includes the client's own receive "
+        "path and loopback wake-ups, which no gateway can remove: the *direct* rows are those "
+        "baselines (the drip upstream read with aiohttp; a gRPC server dripping the same chunks "
+        "straight to the same grpc.aio client). What relaying adds is a gateway row minus the "
+        "direct gRPC row; the Targets table judges both that and the raw end-to-end figure.",
+    ]
+
+    memory = results.get("memory")
+    out += ["", "## Memory (open streams in one gateway process)", ""]
+    if memory:
+        out += _table(
+            ["what", "value"],
+            [
+                ["server", f"{memory['label']} {' '.join(memory.get('flags') or [])}".strip()],
+                ["streams open / wanted", f"{memory['streams_open']} / {memory['streams_wanted']}"],
+                ["failed to open", str(memory.get("open_failures"))],
+                ["seconds to open all", _num(memory.get("open_seconds"))],
+                ["RSS idle (after warm-up)", f"{_num(memory['idle_rss_kib'] / 1024, 1)} MiB"],
+                ["RSS with streams open", f"{_num(memory['open_rss_kib'] / 1024, 1)} MiB"],
+                ["KiB per stream above idle", _num(memory["kib_per_stream"], 1)],
+                [
+                    "RSS 3 s after cancelling all",
+                    f"{_num(memory['after_cancel_rss_kib'] / 1024, 1)} MiB",
+                ],
+                [
+                    "serves a call after cancelling",
+                    "yes" if memory.get("healthy_after") else "**no**",
+                ],
+            ],
+            "ll",
+        )
+        out += [
+            "",
+            "Streams come from one grpc.aio client process over 10 connections against a drip "
+            "upstream (60 chunks, one every 500 ms); a stream counts as open once its first chunk "
+            "arrived. RSS is VmRSS from `/proc/PID/status` (median of 3 samples).",
+        ]
+    else:
+        out += ["not measured (see errors)"]
+
+    errors = results.get("errors") or []
+    incomplete = [r for r in results.get("runs", []) if not r.get("complete")]
+    out += ["", "## Problems in this run", ""]
+    if not errors and not incomplete:
+        out += [
+            "None: every server started, every check passed, every h2load request succeeded "
+            "with the full expected response size."
+        ]
+    for message in errors:
+        out += [f"- {_one_line(message)}"]
+    for run in incomplete:
+        out += [
+            f"- {run['label']} {run['mode']} c={run['concurrency']}: "
+            f"{run['requests']['succeeded']}/{run['requests']['total']} succeeded, "
+            f"DATA bytes {run.get('data_bytes')} vs expected {run.get('expected_data_bytes')}"
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _load_note(results: dict[str, Any]) -> list[str]:
+    """How busy the machine was with other work while runs were measured."""
+    loads = sorted(
+        r["other_load_cores"] for r in results.get("runs", []) if "other_load_cores" in r
+    )
+    if not loads:
+        return []
+    median = statistics.median(loads)
+    busy = sum(1 for v in loads if v > 0.1)
+    waited = sum(r.get("quiet_wait_seconds", 0) for r in results.get("runs", []))
+    text = (
+        f"Other work on the machine during measured runs (CPU not spent by the server, the "
+        f"upstream or h2load, from `/proc/stat`; in cores): median {median:.2f}, max "
+        f"{loads[-1]:.2f}; {busy} of {len(loads)} runs above 0.1 core. The run waited "
+        f"{waited:.0f} s in all for quiet moments (bounded)."
+    )
+    if median > 0.1 or busy > len(loads) // 4:
+        text += (
+            " **This machine was shared with other work during the run** (for example other "
+            "sessions' test suites on the same two cores): absolute figures are inflated and "
+            "noisy, and ratios less reliable than on a quiet machine; re-run `bench/run` when "
+            "it is idle."
+        )
+    return ["", text]
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " / ".join(lines[:6])[:600]
+
+
+def _gateway_flags(machine: dict[str, Any]) -> str:
+    flags = set(machine.get("gateway_flags") or [])
+    wanted = ["--upstream-client", "--workers"]
+    return ", ".join(f"{f} {'(present)' if f in flags else '(absent)'}" for f in wanted)
+
+
+def _verdicts(
+    results: dict[str, Any], index: Index, gateways: list[dict[str, Any]], concurrencies: list[int]
+) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    for gateway in gateways:
+        client = gateway["client"] or "aiohttp"
+        passthrough = f"passthrough-{client}"
+        g = ("main", gateway["key"])
+        p = ("main", passthrough)
+        verdicts.append(
+            _ratio_verdict(
+                f"unary CPU: gateway / pass-through ({client})",
+                UNARY_VS_PASSTHROUGH,
+                concurrencies,
+                index=index,
+                top=g,
+                bottom=p,
+                mode="unary",
+            )
+        )
+        verdicts.append(
+            _ratio_verdict(
+                f"unary CPU: gateway ({client}) / echo floor",
+                UNARY_VS_ECHO,
+                concurrencies,
+                index=index,
+                top=g,
+                bottom=("main", "echo"),
+                mode="unary",
+            )
+        )
+        verdicts.append(
+            _ratio_verdict(
+                f"streaming CPU: gateway / pass-through ({client})",
+                STREAM_VS_PASSTHROUGH,
+                concurrencies,
+                index=index,
+                top=g,
+                bottom=p,
+                mode="stream",
+            )
+        )
+    relay = results.get("relay") or []
+    floor = next((r for r in relay if r["target"] == "echo"), None)
+    for row in relay:
+        if not str(row["target"]).startswith("gateway"):
+            continue
+        p50 = row["p50_ms"]
+        usable = not (math.isnan(p50) or row.get("errors"))
+        if floor is not None:
+            added = p50 - floor["p50_ms"]
+            verdicts.append(
+                Verdict(
+                    f"relay delay p50 added by {row['label']}",
+                    f"< {RELAY_P50_MS:g} ms",
+                    f"{_num(added, 3)} ms (p50 {_num(p50, 3)} through the gateway - "
+                    f"{_num(floor['p50_ms'], 3)} straight from a gRPC server)",
+                    (added < RELAY_P50_MS) if usable else None,
+                )
+            )
+        verdicts.append(
+            Verdict(
+                f"end-to-end chunk delay p50 through {row['label']}",
+                f"< {RELAY_P50_MS:g} ms (stricter reading)",
+                f"p50 {_num(p50, 3)} ms, p99 {_num(row['p99_ms'], 3)} ms",
+                (p50 < RELAY_P50_MS) if usable else None,
+            )
+        )
+    memory = results.get("memory")
+    if memory:
+        per = memory["kib_per_stream"]
+        complete = memory["streams_open"] == memory["streams_wanted"]
+        verdicts.append(
+            Verdict(
+                f"memory per open stream ({memory['streams_open']} streams)",
+                f"< {KIB_PER_STREAM:g} KiB",
+                f"{_num(per, 1)} KiB",
+                (per < KIB_PER_STREAM) if complete and not math.isnan(per) else None,
+            )
+        )
+    else:
+        verdicts.append(Verdict("memory per open stream", f"< {KIB_PER_STREAM:g} KiB", "-", None))
+    pair = results.get("workers_targets") or []
+    if len(pair) == 2:
+        one, many = ("workers", pair[0]["key"]), ("workers", pair[1]["key"])
+        parts, oks = [], []
+        for mode in ("unary", "stream"):
+            for c in concurrencies:
+                value = index.ratio(many, one, mode, c)
+                parts.append(f"{mode} c={c}: {_num(value)}")
+                if value is not None:
+                    oks.append(abs(value - 1.0) <= WORKER_DRIFT)
+        met: bool | None = None
+        if oks:
+            met = all(oks) and len(oks) == 2 * len(concurrencies)
+            if not all(oks):
+                met = False
+        verdicts.append(
+            Verdict(
+                f"CPU/request, {pair[1]['workers']} workers / 1 worker",
+                f"within ±{WORKER_DRIFT:.0%}",
+                ", ".join(parts),
+                met,
+            )
+        )
+    return verdicts
+
+
+def _client_table(
+    index: Index, targets: list[dict[str, Any]], concurrencies: list[int]
+) -> list[str]:
+    pairs = [
+        ("pass-through", "passthrough-aiohttp", "passthrough-httpx"),
+        ("gateway", "gateway-aiohttp", "gateway-httpx"),
+    ]
+    keys = {t["key"] for t in targets}
+    rows = []
+    for mode in ("unary", "stream"):
+        for name, fast, slow in pairs:
+            if fast not in keys or slow not in keys:
+                continue
+            for c in concurrencies:
+                a = index.cpu("main", fast, mode, c)
+                b = index.cpu("main", slow, mode, c)
+                ratio = b / a if a and b else None
+                rows.append([f"{name}, {mode}", str(c), _num(a, 3), _num(b, 3), _num(ratio)])
+    lines = _table(
+        ["server, call", "conc.", "aiohttp CPU ms/req", "httpx CPU ms/req", "httpx / aiohttp"],
+        rows,
+        "lrrrr",
+    )
+    return [
+        *lines,
+        "",
+        "httpx runs over HTTP/1.1 (the static upstream speaks HTTP/1.1 only); httpx over HTTP/2 "
+        "and httpx with an aiohttp transport are not measured here.",
+    ]
+
+
+def _workers_section(
+    results: dict[str, Any], index: Index, concurrencies: list[int], section: str
+) -> list[str]:
+    one, many = results["workers_targets"]
+    n = many["workers"]
+    rows = []
+    for mode in ("unary", "stream"):
+        for c in concurrencies:
+            a_run = index.get(section, one["key"], mode, c)
+            b_run = index.get(section, many["key"], mode, c)
+            if a_run is None or b_run is None:
+                continue
+            a, b = a_run.get("cpu_ms_per_request"), b_run.get("cpu_ms_per_request")
+            rows.append(
+                [
+                    mode,
+                    str(c),
+                    _num(a_run.get("rps"), 0),
+                    _num(b_run.get("rps"), 0),
+                    _num(a, 3),
+                    _num(b, 3),
+                    _num(b / a if a and b else None),
+                    "yes" if a_run["complete"] and b_run["complete"] else "**NO**",
+                ]
+            )
+    lines = _table(
+        [
+            "call",
+            "conc.",
+            "req/s, 1 worker",
+            f"req/s, {n} workers",
+            "CPU ms/req, 1",
+            f"CPU ms/req, {n}",
+            "ratio",
+            "all OK",
+        ],
+        rows,
+        "lrrrrrrl",
+    )
+    if section == "workers":
+        intro = (
+            f"`routerpc serve --workers 1` and `--workers {n}` "
+            f"({one['client'] or 'default'} client), measured interleaved, the gateway free to "
+            "use both cores (`taskset -c 0,1`) while h2load and nginx stay on core 1: the "
+            "deployment shape (one worker per core). The target is on CPU per request, summed "
+            "over the master and every worker (descendants found through the ppid field of "
+            "`/proc/*/stat`). h2load's connections are spread over the workers by the kernel "
+            "(SO_REUSEPORT); at concurrency 1 one connection means one busy worker."
+        )
+    else:
+        intro = (
+            f"The same two servers with every process pinned to core 0, i.e. {n} workers "
+            "sharing one core: what over-provisioning workers costs (context switches, less "
+            "batching per loop iteration). Not the target's shape; shown for information."
+        )
+    return [intro, "", *lines]
+
+
+def write_report(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(build(results))
+
+
+def main() -> int:
+    if len(sys.argv) != 3:
+        print("usage: python -m bench.report RESULTS.json REPORT.md", file=sys.stderr)
+        return 2
+    results = json.loads(Path(sys.argv[1]).read_text())
+    write_report(results, Path(sys.argv[2]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
