@@ -108,7 +108,7 @@ class Plan:
         return Plan(
             mode="full",
             concurrencies=(1, 16, 64),
-            run_seconds=2.5,
+            run_seconds=2.0,
             min_requests=300,
             max_requests=30000,
             warmup_requests=300,
@@ -117,7 +117,7 @@ class Plan:
             relay_chunks=40,
             memory_streams=1000,
             workers_one_core=True,
-            quiet_budget=60.0,
+            quiet_budget=30.0,
         )
 
 
@@ -793,7 +793,7 @@ class Bench:
         in the last sample). Other sessions' test suites share this machine's cores."""
         plan = self.plan
         started = time.monotonic()
-        load = machine_load(0.3)
+        load = machine_load(0.2)
         while load > plan.quiet_threshold and self.quiet_budget > 0:
             if time.monotonic() - started >= plan.quiet_max_wait:
                 break
