@@ -2,12 +2,15 @@
 
 Runs (in one process tree, every child stopped on exit):
 
-* a static nginx upstream (unary and SSE on two ports) pinned to core 1, and the same nginx
-  pinned to core 0 as the "direct HTTP" baseline;
+* a static nginx upstream (unary and SSE on two ports over HTTP/1.1, and on two more over
+  cleartext HTTP/2 for the ``httpx-http2`` client) pinned to core 1, and the same nginx pinned to
+  core 0 as the "direct HTTP" baseline;
 * for unary ``Chat`` and streaming ``StreamChat`` at each concurrency, h2load (core 1) against:
   the direct HTTP baseline, the grpc.aio echo floor, the minimal pass-through (aiohttp and
-  httpx), and ``routerpc serve`` (each ``--upstream-client``, ``--workers 1``; then
-  ``--workers 2``), each server pinned to core 0, its CPU read from /proc;
+  httpx), and ``routerpc serve`` (``--upstream-client`` aiohttp and httpx, ``--workers 1``; then
+  ``--workers 2``), each server pinned to core 0, its CPU read from /proc; the pass-through and
+  the gateway with the ``httpx-http2`` and ``httpx-aiohttp`` clients too, at the upstream-client
+  concurrency only (16), interleaved with the rest;
 * relay delay through a slow-drip upstream, and gateway memory with 1,000 open streams;
 
 then writes raw JSON to bench/results/ and a report (bench/RESULTS.md for a full run).
@@ -84,6 +87,8 @@ class Plan:
     memory_streams: int
     workers_one_core: bool  # also run the workers comparison with every worker on core 0
     quiet_budget: float  # total seconds the run may wait for other load on the machine to pass
+    # The extra upstream clients (httpx-http2, httpx-aiohttp) are measured at these only.
+    client_concurrencies: tuple[int, ...] = (16,)
     quiet_max_wait: float = 10.0  # the most one measured run waits
     quiet_threshold: float = 0.15  # cores busy (all processes) that count as quiet
     h2load_timeout: float = 180.0
@@ -132,6 +137,10 @@ class Tools:
 
     def has(self, flag: str) -> bool:
         return flag in self.gateway_flags
+
+    def mentions(self, word: str) -> bool:
+        """Whether ``serve --help`` names ``word`` (argparse may wrap it at a hyphen)."""
+        return word in "".join(self.gateway_help.split())
 
 
 # --------------------------------------------------------------------------- /proc readers
@@ -305,21 +314,36 @@ def _nginx_string(text: str) -> str:
     return f"'{escaped}'"
 
 
-def nginx_config(workdir: Path, unary_port: int, stream_port: int) -> str:
-    """Two servers: ``unary_port`` answers the static completion, ``stream_port`` the static
-    SSE body; both answer the endpoints list. ``return`` is used because nginx refuses POST to
-    static files (405)."""
+def nginx_config(
+    workdir: Path, unary_port: int, stream_port: int, unary_h2_port: int, stream_h2_port: int
+) -> str:
+    """Four servers: ``unary_port`` answers the static completion, ``stream_port`` the static
+    SSE body, both over HTTP/1.1; ``unary_h2_port`` and ``stream_h2_port`` answer the same over
+    cleartext HTTP/2 (``listen ... http2`` without TLS is h2c with prior knowledge only, what
+    httpx's ``http1=False, http2=True`` speaks). All answer the endpoints list. ``return`` is
+    used because nginx refuses POST to static files (405).
+
+    Over HTTP/2, ``return`` would answer as soon as the request headers arrive and reset the
+    stream while the client still sends the body (RST_STREAM NO_ERROR), which no real upstream
+    does; so the HTTP/2 servers read the whole request (``proxy_pass`` buffers it) and take the
+    answer from the HTTP/1.1 server of the same body, over kept-alive connections."""
     completion = _nginx_string(fixtures.completion_json())
     sse = _nginx_string(fixtures.sse_body())
     endpoints = _nginx_string(fixtures.endpoints_json())
 
-    def server(port: int, body: str, kind: str) -> str:
+    def server(port: int, body: str, kind: str, relay_to: int = 0) -> str:
+        if relay_to:
+            answer = f"""proxy_pass http://answer-{relay_to};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";"""
+        else:
+            answer = f"""default_type {kind};
+            return 200 {body};"""
         return f"""
     server {{
-        listen {HOST}:{port} backlog=4096;
+        listen {HOST}:{port}{" http2" if relay_to else ""} backlog=4096;
         location = /api/v1/chat/completions {{
-            default_type {kind};
-            return 200 {body};
+            {answer}
         }}
         location /api/v1/models/ {{
             default_type application/json;
@@ -343,6 +367,7 @@ events {{
 }}
 http {{
     access_log off;
+    # Also HTTP/2's requests per connection and idle timeout (nginx >= 1.19.7).
     keepalive_requests 10000000;
     keepalive_timeout 600s;
     client_body_buffer_size 64k;
@@ -353,6 +378,16 @@ http {{
     scgi_temp_path {temp}/scgi;
 {server(unary_port, completion, "application/json")}
 {server(stream_port, sse, "text/event-stream")}
+    upstream answer-{unary_port} {{
+        server {HOST}:{unary_port};
+        keepalive 64;
+    }}
+    upstream answer-{stream_port} {{
+        server {HOST}:{stream_port};
+        keepalive 64;
+    }}
+{server(unary_h2_port, completion, "application/json", relay_to=unary_port)}
+{server(stream_h2_port, sse, "text/event-stream", relay_to=stream_port)}
 }}
 """
 
@@ -362,21 +397,27 @@ class Upstream:
     proc: Proc
     unary_port: int
     stream_port: int
+    unary_h2_port: int
+    stream_h2_port: int
 
-    def base(self, mode: str) -> str:
-        port = self.unary_port if mode == "unary" else self.stream_port
+    def base(self, mode: str, *, http2: bool = False) -> str:
+        """The API base URL for ``mode``; ``http2``: the cleartext HTTP/2 (h2c) listener."""
+        if http2:
+            port = self.unary_h2_port if mode == "unary" else self.stream_h2_port
+        else:
+            port = self.unary_port if mode == "unary" else self.stream_port
         return f"http://{HOST}:{port}/api/v1"
 
 
 def start_nginx(procs: Processes, tools: Tools, name: str, cpus: str) -> Upstream:
-    unary_port, stream_port = free_port(), free_port()
+    ports = [free_port() for _ in range(4)]
     conf = procs.workdir / f"{name}.conf"
-    conf.write_text(nginx_config(procs.workdir, unary_port, stream_port))
+    conf.write_text(nginx_config(procs.workdir, *ports))
     argv = [tools.nginx, "-p", str(procs.workdir), "-e", str(procs.workdir / f"{name}.err")]
     proc = procs.start(name, [*argv, "-c", str(conf)], cpus)
-    procs.wait_port(proc, unary_port)
-    procs.wait_port(proc, stream_port)
-    return Upstream(proc, unary_port, stream_port)
+    for port in ports:
+        procs.wait_port(proc, port)
+    return Upstream(proc, *ports)
 
 
 # --------------------------------------------------------------------------- h2load
@@ -519,6 +560,12 @@ def http_check(url: str, body: bytes) -> dict[str, Any]:
 # --------------------------------------------------------------------------- servers under test
 
 
+HTTP2_CLIENT = "httpx-http2"
+"""The client that speaks HTTP/2 to the upstream (h2c: pointed at nginx's ``http2`` ports)."""
+EXTRA_CLIENTS = (HTTP2_CLIENT, "httpx-aiohttp")
+"""Upstream clients measured in the main section at ``Plan.client_concurrencies`` only."""
+
+
 @dataclass(frozen=True)
 class Target:
     key: str
@@ -526,6 +573,12 @@ class Target:
     kind: str  # http | echo | passthrough | gateway
     client: str = ""  # upstream client
     workers: int = 0  # gateway --workers (0: flag absent)
+    only_at: tuple[int, ...] = ()  # measured at these concurrencies only (empty: at every one)
+    loop: str = ""  # event loop: "" is the default of each (uvloop), "asyncio" the standard one
+
+    @property
+    def http2(self) -> bool:
+        return self.client == HTTP2_CLIENT
 
 
 def gateway_env() -> dict[str, str]:
@@ -542,6 +595,8 @@ def gateway_argv(
         argv += ["--upstream-client", target.client]
     if target.workers and tools.has("--workers"):
         argv += ["--workers", str(target.workers)]
+    if target.loop and tools.has("--event-loop"):
+        argv += ["--event-loop", target.loop]
     # Faster stop between sections; the drain itself is not what is measured.
     if tools.has("--drain-delay"):
         argv += ["--drain-delay", "0"]
@@ -563,6 +618,8 @@ def start_server(
     name = f"{target.key}-{port}"
     if target.kind == "echo":
         argv = [tools.python, "-m", "bench.servers.echo_server", "--port", str(port)]
+        if target.loop:
+            argv += ["--loop", target.loop]
         proc = procs.start(name, argv, cpus)
     elif target.kind == "passthrough":
         argv = [
@@ -576,6 +633,8 @@ def start_server(
             "--client",
             target.client,
         ]
+        if target.loop:
+            argv += ["--loop", target.loop]
         proc = procs.start(name, argv, cpus)
     else:
         argv = gateway_argv(tools, target, port, upstream, extra)
@@ -821,6 +880,8 @@ class Bench:
                         for server in servers[shift:] + servers[:shift]:
                             if server.failed or (server.target.kind == "http" and round_ > 1):
                                 continue
+                            if server.target.only_at and c not in server.target.only_at:
+                                continue
                             try:
                                 self.measure(server, mode, c, round_)
                             except BenchError as error:
@@ -848,9 +909,8 @@ class Bench:
                 Load(url, body, JSON_HEADERS, h1=True),
                 lambda: http_check(url, body.read_bytes()),
             )
-        proc, port = start_server(
-            self.procs, self.tools, target, self.upstream.base(mode), cpus=cpus
-        )
+        upstream = self.upstream.base(mode, http2=target.http2)
+        proc, port = start_server(self.procs, self.tools, target, upstream, cpus=cpus)
         path = CHAT_PATH if mode == "unary" else STREAM_PATH
         url = f"http://{HOST}:{port}{path}"
         return Server(
@@ -1053,7 +1113,8 @@ def machine(tools: Tools) -> dict[str, Any]:
     probe = (
         "import importlib.metadata as m, json\n"
         "names = ['grpcio', 'protobuf', 'aiohttp', 'httpx', 'pydantic', 'pydantic-core', "
-        "'uvloop', 'orjson', 'httpx-aiohttp', 'routerpc-gateway', 'routerpc']\n"
+        "'uvloop', 'orjson', 'httpcore', 'h2', 'httpx-aiohttp', 'routerpc-gateway', "
+        "'routerpc']\n"
         "out = {}\n"
         "for n in names:\n"
         "    try: out[n] = m.version(n)\n"
@@ -1119,12 +1180,51 @@ def run(plan: Plan, tools: Tools, procs: Processes, host: dict[str, Any]) -> dic
         )
         for c in clients
     ]
+    # The other clients, pass-through and gateway (when its --help names the client), at the
+    # upstream-client concurrency only: the run stays within its time budget.
+    at = tuple(c for c in plan.client_concurrencies if c in plan.concurrencies)
+    extra_clients = EXTRA_CLIENTS if at else ()
+    extra = [
+        Target(f"passthrough-{c}", f"pass-through ({c})", "passthrough", c, only_at=at)
+        for c in extra_clients
+    ] + [
+        Target(f"gateway-{c}", f"gateway ({c})", "gateway", c, one_worker, only_at=at)
+        for c in extra_clients
+        if tools.has("--upstream-client") and tools.mentions(c)
+    ]
+    # The same three on the standard asyncio loop (every Python server here defaults to uvloop,
+    # as the gateway does), at the same concurrency only: what uvloop saves.
+    asyncio_loop = [
+        Target("echo-asyncio", "grpc.aio echo (asyncio loop)", "echo", only_at=at, loop="asyncio"),
+        Target(
+            "passthrough-aiohttp-asyncio",
+            "pass-through (aiohttp, asyncio loop)",
+            "passthrough",
+            "aiohttp",
+            only_at=at,
+            loop="asyncio",
+        ),
+    ]
+    if tools.has("--event-loop"):
+        asyncio_loop.append(
+            Target(
+                "gateway-aiohttp-asyncio",
+                "gateway (aiohttp, asyncio loop)",
+                "gateway",
+                "aiohttp",
+                one_worker,
+                only_at=at,
+                loop="asyncio",
+            )
+        )
     targets = [
         Target("http", "direct HTTP (nginx)", "http"),
         Target("echo", "grpc.aio echo (floor)", "echo"),
         Target("passthrough-aiohttp", "pass-through (aiohttp)", "passthrough", "aiohttp"),
         Target("passthrough-httpx", "pass-through (httpx)", "passthrough", "httpx"),
         *gateways,
+        *extra,
+        *(asyncio_loop if at else []),
     ]
     results["targets"] = [t.__dict__ for t in targets]
     print(f"== upstream: nginx (static), load: h2load; plan {plan.mode}", flush=True)

@@ -20,6 +20,8 @@ UNARY_VS_ECHO = 2.5
 RELAY_P50_MS = 1.0
 KIB_PER_STREAM = 100.0
 WORKER_DRIFT = 0.10
+CLIENTS = ("aiohttp", "httpx", "httpx-http2", "httpx-aiohttp")
+"""The upstream clients, in the order of the upstream-client table; aiohttp is the reference."""
 
 Run = dict[str, Any]
 
@@ -194,7 +196,8 @@ def build(results: dict[str, Any]) -> str:
     index = Index(results.get("runs", []))
     concurrencies = list(plan.get("concurrencies") or [])
     targets = results.get("targets", [])
-    gateways = [t for t in targets if t["kind"] == "gateway"]
+    # The targets are judged where every concurrency was measured (not the extra clients).
+    gateways = [t for t in targets if t["kind"] == "gateway" and not t.get("only_at")]
     out: list[str] = []
     out += [
         "# Benchmark results (issue 6)",
@@ -250,6 +253,9 @@ def build(results: dict[str, Any]) -> str:
 
     out += ["", "## Upstream client (same run)", ""]
     out += _client_table(index, targets, concurrencies)
+
+    out += ["", "## Event loop (same run)", ""]
+    out += _loop_table(index, targets, concurrencies)
 
     if results.get("workers_targets"):
         out += ["", "## Workers", ""]
@@ -370,7 +376,7 @@ def _one_line(text: str) -> str:
 
 def _gateway_flags(machine: dict[str, Any]) -> str:
     flags = set(machine.get("gateway_flags") or [])
-    wanted = ["--upstream-client", "--workers"]
+    wanted = ["--upstream-client", "--workers", "--event-loop"]
     return ", ".join(f"{f} {'(present)' if f in flags else '(absent)'}" for f in wanted)
 
 
@@ -482,34 +488,104 @@ def _verdicts(
     return verdicts
 
 
+def _over(top: float | None, bottom: float | None) -> float | None:
+    return top / bottom if top and bottom else None
+
+
 def _client_table(
     index: Index, targets: list[dict[str, Any]], concurrencies: list[int]
 ) -> list[str]:
-    pairs = [
-        ("pass-through", "passthrough-aiohttp", "passthrough-httpx"),
-        ("gateway", "gateway-aiohttp", "gateway-httpx"),
+    keys = {t["key"] for t in targets}
+    others = CLIENTS[1:]
+    rows = []
+    for mode in ("unary", "stream"):
+        for name, prefix in (("pass-through", "passthrough"), ("gateway", "gateway")):
+            if f"{prefix}-aiohttp" not in keys:
+                continue
+            for c in concurrencies:
+                cpu = {k: index.cpu("main", f"{prefix}-{k}", mode, c) for k in CLIENTS}
+                if all(cpu[k] is None for k in others):
+                    continue
+                base = cpu["aiohttp"]
+                measured = {k: v for k, v in cpu.items() if v is not None}
+                least = min(measured, key=lambda k: measured[k]) if measured else "-"
+                rows.append(
+                    [
+                        f"{name}, {mode}",
+                        str(c),
+                        *(_num(cpu[k], 3) for k in CLIENTS),
+                        *(_num(_over(cpu[k], base)) for k in others),
+                        least,
+                    ]
+                )
+    lines = _table(
+        [
+            "server, call",
+            "conc.",
+            *(f"{k} CPU ms/req" for k in CLIENTS),
+            *(f"{k} / aiohttp" for k in others),
+            "least CPU",
+        ],
+        rows,
+        "lr" + "r" * (len(CLIENTS) + len(others)) + "l",
+    )
+    extra = sorted({c for t in targets for c in t.get("only_at") or ()})
+    where = ", ".join(str(c) for c in extra) or "-"
+    return [
+        *lines,
+        "",
+        "CPU ms per request of the server process, from the same rounds as the tables above "
+        "(interleaved, median over rounds). aiohttp, httpx and httpx-aiohttp (httpx's API over an "
+        "aiohttp session: the transport has no HTTP/2) talk HTTP/1.1 to nginx; httpx-http2 "
+        "talks cleartext HTTP/2 with prior knowledge (h2c) to nginx's `listen ... http2` ports, "
+        "which read the whole request and relay the same bodies from the HTTP/1.1 ports (so "
+        "their nginx CPU includes that relay); one HTTP/2 connection carries many requests at "
+        "once. "
+        f"httpx-http2 and httpx-aiohttp are measured at concurrency {where} only ('-' "
+        "elsewhere), to keep the run short. Ratios above 1 cost more CPU than aiohttp.",
     ]
+
+
+_LOOP_ROWS = (
+    ("grpc.aio echo (floor)", "echo"),
+    ("pass-through (aiohttp)", "passthrough-aiohttp"),
+    ("gateway (aiohttp)", "gateway-aiohttp"),
+)
+
+
+def _loop_table(index: Index, targets: list[dict[str, Any]], concurrencies: list[int]) -> list[str]:
     keys = {t["key"] for t in targets}
     rows = []
     for mode in ("unary", "stream"):
-        for name, fast, slow in pairs:
-            if fast not in keys or slow not in keys:
+        for label, key in _LOOP_ROWS:
+            if f"{key}-asyncio" not in keys:
                 continue
             for c in concurrencies:
-                a = index.cpu("main", fast, mode, c)
-                b = index.cpu("main", slow, mode, c)
-                ratio = b / a if a and b else None
-                rows.append([f"{name}, {mode}", str(c), _num(a, 3), _num(b, 3), _num(ratio)])
+                standard = index.cpu("main", f"{key}-asyncio", mode, c)
+                uv = index.cpu("main", key, mode, c)
+                if standard is None:
+                    continue
+                rows.append(
+                    [
+                        f"{label}, {mode}",
+                        str(c),
+                        _num(standard, 3),
+                        _num(uv, 3),
+                        _num(_over(uv, standard)),
+                    ]
+                )
     lines = _table(
-        ["server, call", "conc.", "aiohttp CPU ms/req", "httpx CPU ms/req", "httpx / aiohttp"],
+        ["server, call", "conc.", "asyncio CPU ms/req", "uvloop CPU ms/req", "uvloop / asyncio"],
         rows,
         "lrrrr",
     )
     return [
         *lines,
         "",
-        "httpx runs over HTTP/1.1 (the static upstream speaks HTTP/1.1 only); httpx over HTTP/2 "
-        "and httpx with an aiohttp transport are not measured here.",
+        "Every Python server in the tables above (echo floor, pass-through, gateway) runs on "
+        "uvloop, the gateway's default (`--event-loop`), so the ratios compare the gateway's own "
+        "work, not two event loops. These rows run the same servers on the standard asyncio "
+        "loop, interleaved with the others; ratios below 1 mean uvloop costs less CPU.",
     ]
 
 

@@ -24,6 +24,7 @@ import grpc
 import grpc.aio
 
 from bench import fixtures
+from bench.servers.loops import add_loop_argument, run
 from routerpc import pb
 
 _STOP: Any = 1  # FinishReason.FINISH_REASON_STOP (Any: stub enum types vary)
@@ -130,7 +131,8 @@ async def serve(host: str, port: int, drip_ms: float) -> None:
     pb.add_RouterServiceServicer_to_server(servicer(drip_ms), server)
     server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    print(f"echo server listening on {host}:{port}", flush=True)
+    kind = type(asyncio.get_running_loop()).__module__.split(".", 1)[0]
+    print(f"echo server listening on {host}:{port} ({kind} loop)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -146,8 +148,9 @@ def main() -> None:
     parser.add_argument(
         "--drip-ms", type=float, default=50.0, help="chunk interval of a request with max_tokens"
     )
+    add_loop_argument(parser)
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, args.drip_ms))
+    run(serve(args.host, args.port, args.drip_ms), args.loop)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ budget, no catalogue lookup: whatever the real gateway spends above this is its 
 
     python -m bench.servers.passthrough_server --port 50062 \
         --upstream-url http://127.0.0.1:8081/api/v1 --client aiohttp
+
+Clients (``--client``), as the gateway's ``--upstream-client``: ``aiohttp``, ``httpx``
+(HTTP/1.1), ``httpx-http2`` (HTTP/2; over ``http://`` with prior knowledge, so the upstream must
+speak h2c) and ``httpx-aiohttp`` (httpx over the ``httpx_aiohttp`` transport).
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ import aiohttp
 import grpc
 import grpc.aio
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
+from bench.servers.loops import add_loop_argument, run
 from routerpc import pb
+
+CLIENTS = ("aiohttp", "httpx", "httpx-http2", "httpx-aiohttp")
 
 _ROLES = {1: "system", 2: "developer", 3: "user", 4: "assistant", 5: "tool"}
 
@@ -139,15 +147,29 @@ class AiohttpClient:
         await self._session.close()
 
 
-class HttpxClient:
-    """One ``httpx.AsyncClient`` (HTTP/1.1) for the whole process."""
+def _aiohttp_transport() -> AiohttpTransport:
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=_POOL, limit_per_host=_POOL)
+        return aiohttp.ClientSession(connector=connector)
 
-    def __init__(self, url: str, key: str) -> None:
+    return AiohttpTransport(client=session)
+
+
+class HttpxClient:
+    """One ``httpx.AsyncClient`` for the whole process: HTTP/1.1 (``flavour`` ``httpx``),
+    HTTP/2 (``httpx-http2``: ALPN over https, prior knowledge over http) or over the aiohttp
+    transport (``httpx-aiohttp``)."""
+
+    def __init__(self, url: str, key: str, flavour: str = "httpx") -> None:
         self._url = url
+        http2 = flavour == "httpx-http2"
         self._client = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             limits=httpx.Limits(max_connections=_POOL, max_keepalive_connections=_POOL),
             timeout=httpx.Timeout(120.0, connect=5.0),
+            http1=not (http2 and url.startswith("http:")),
+            http2=http2,
+            transport=_aiohttp_transport() if flavour == "httpx-aiohttp" else None,
         )
 
     async def post(self, body: bytes) -> bytes:
@@ -190,7 +212,7 @@ async def serve(host: str, port: int, upstream_url: str, client_name: str) -> No
     client: Client = (
         AiohttpClient(url, "bench-key")
         if client_name == "aiohttp"
-        else HttpxClient(url, "bench-key")
+        else HttpxClient(url, "bench-key", client_name)
     )
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     # Any: the stubs mark RPCs this bench does not serve as abstract (they answer UNIMPLEMENTED).
@@ -198,7 +220,8 @@ async def serve(host: str, port: int, upstream_url: str, client_name: str) -> No
     pb.add_RouterServiceServicer_to_server(servicer(client), server)
     server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    print(f"passthrough ({client_name}) listening on {host}:{port}", flush=True)
+    kind = type(asyncio.get_running_loop()).__module__.split(".", 1)[0]
+    print(f"passthrough ({client_name}, {kind} loop) listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -213,9 +236,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream-url", required=True, help="base URL, e.g. http://h:p/api/v1")
-    parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp")
+    parser.add_argument("--client", choices=CLIENTS, default="aiohttp")
+    add_loop_argument(parser)
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, args.upstream_url, args.client))
+    run(serve(args.host, args.port, args.upstream_url, args.client), args.loop)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import protovalidate
 from google.protobuf import struct_pb2
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from routerpc._errors import FieldViolation, InvalidArgumentError
@@ -66,14 +67,42 @@ def _json_values(value: Any, where: str) -> Iterator[tuple[str, float]]:
             yield from _json_values(getattr(value, kind), where)
 
 
-def _fields(message: Message, prefix: str) -> Iterator[tuple[str, Message]]:
-    for field, value in message.ListFields():
-        if field.message_type is None or field.message_type.GetOptions().map_entry:
+_JSON_TYPES = frozenset(
+    {"google.protobuf.Struct", "google.protobuf.ListValue", "google.protobuf.Value"}
+)
+_json_fields: dict[str, frozenset[str]] = {}
+
+
+def _fields_reaching_json(descriptor: Descriptor) -> frozenset[str]:
+    """Names of the message fields of ``descriptor`` that are, or may contain, JSON values.
+
+    Computed once per message type, so a request without any JSON field costs one dict lookup
+    per message visited instead of a walk over every field it holds.
+    """
+    cached = _json_fields.get(descriptor.full_name)
+    if cached is not None:
+        return cached
+    _json_fields[descriptor.full_name] = frozenset()  # a recursive type reaches itself
+    names = set()
+    for field in descriptor.fields:
+        kind = field.message_type
+        if kind is None or kind.GetOptions().map_entry:
             continue
-        items = list(enumerate(value)) if field.is_repeated else [(None, value)]
-        for index, item in items:
-            path = prefix + field.name + ("" if index is None else f"[{index}]")
-            yield path, item
+        if kind.full_name in _JSON_TYPES or _fields_reaching_json(kind):
+            names.add(field.name)
+    found = _json_fields[descriptor.full_name] = frozenset(names)
+    return found
+
+
+def _fields(message: Message, prefix: str) -> Iterator[tuple[str, Message]]:
+    for name in _fields_reaching_json(cast(Descriptor, message.DESCRIPTOR)):
+        value: Any = getattr(message, name)
+        if isinstance(value, Message):
+            if message.HasField(name):
+                yield prefix + name, value
+        else:  # a repeated message field
+            for index, item in enumerate(value):
+                yield f"{prefix}{name}[{index}]", item
 
 
 def non_finite_numbers(message: Message, prefix: str = "") -> list[FieldViolation]:

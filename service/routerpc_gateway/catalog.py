@@ -40,6 +40,8 @@ class _TtlCache:
             and not (entry[1].done() and entry[1].exception() is not None)
         ):
             self._entries.move_to_end(key)
+            if entry[1].done():
+                return entry[1].result()  # the common case: no task, no shield
             return await asyncio.shield(entry[1])
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._entries[key] = (now + self._ttl, future)

@@ -7,7 +7,6 @@ configuration or call error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +20,12 @@ _SERVE_FLAGS: dict[str, tuple[type, str]] = {
     "host": (str, "address to listen on (ROUTERPC_HOST; default 0.0.0.0)"),
     "port": (int, "gRPC port (ROUTERPC_PORT; default 50051; 0 picks a free one)"),
     "upstream_url": (str, "OpenRouter base URL (ROUTERPC_UPSTREAM_URL)"),
-    "upstream_client": (str, "aiohttp (default, least CPU) or httpx (ROUTERPC_UPSTREAM_CLIENT)"),
+    "upstream_client": (
+        str,
+        "aiohttp (default, least CPU), httpx, httpx-http2 or httpx-aiohttp "
+        "(ROUTERPC_UPSTREAM_CLIENT)",
+    ),
+    "event_loop": (str, "uvloop (default) or asyncio (ROUTERPC_EVENT_LOOP)"),
     "http_referer": (str, "HTTP-Referer attribution header (ROUTERPC_HTTP_REFERER)"),
     "app_title": (str, "X-OpenRouter-Title attribution header (ROUTERPC_APP_TITLE)"),
     "connect_timeout": (float, "seconds to connect upstream (ROUTERPC_CONNECT_TIMEOUT; 5)"),
@@ -126,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from routerpc_gateway.config import Settings
     from routerpc_gateway.logs import configure_logging
-    from routerpc_gateway.server import serve
+    from routerpc_gateway.server import run_loop, serve
     from routerpc_gateway.workers import available_cpus, run_workers
 
     overrides: dict[str, Any] = {
@@ -147,7 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         if workers > 1 and settings.worker_index is None:
             return run_workers(settings, workers)
-        asyncio.run(serve(settings))
+        run_loop(serve(settings), settings.event_loop)
     except ValueError as error:  # the callers file
         return _fail(f"invalid configuration: callers_file: {error}", 2)
     except OSError as error:

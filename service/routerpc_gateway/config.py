@@ -37,9 +37,16 @@ class Settings(BaseSettings):
     emulator: bool = Field(
         False, description="Serve from the built-in emulator even when a key is set."
     )
-    upstream_client: Literal["aiohttp", "httpx"] = Field(
+    upstream_client: Literal["aiohttp", "httpx", "httpx-http2", "httpx-aiohttp"] = Field(
         "aiohttp",
-        description="HTTP client for upstream calls; aiohttp costs least CPU (bench/RESULTS.md).",
+        description="HTTP client for upstream calls: aiohttp (least CPU, bench/RESULTS.md), "
+        "httpx (HTTP/1.1), httpx-http2 (HTTP/2: ALPN over https, prior knowledge over http) or "
+        "httpx-aiohttp (httpx over an aiohttp transport).",
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="Event loop: uvloop (libuv, less CPU per call, bench/RESULTS.md; the "
+        "standard loop where uvloop is not installed) or the standard library's asyncio loop.",
     )
     http_referer: str = Field("", description="HTTP-Referer attribution header for OpenRouter.")
     app_title: str = Field("", description="X-OpenRouter-Title attribution header.")

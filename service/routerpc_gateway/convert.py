@@ -13,37 +13,15 @@ Rules, each relied on by callers:
 from __future__ import annotations
 
 import enum
-import json
 import math
-from typing import Any
+from typing import Any, TypeAlias
 
+import pydantic_core
 from google.protobuf import json_format, struct_pb2
 
 from routerpc import pb
 from routerpc._gen import enums
-from routerpc_gateway.openrouter import (
-    CacheControlBody,
-    ChatBody,
-    ContentPartBody,
-    FileBody,
-    FunctionBody,
-    ImageUrlBody,
-    InputAudioBody,
-    JsonSchemaBody,
-    MaxPriceBody,
-    MessageBody,
-    PercentileBody,
-    PluginBody,
-    ProviderBody,
-    ReasoningBody,
-    ResponseFormatBody,
-    SortBody,
-    ToolBody,
-    ToolCallBody,
-    ToolCallFunctionBody,
-    ToolChoiceBody,
-    UrlBody,
-)
+from routerpc_gateway.openrouter import ChatBody
 
 __all__ = [
     "RESERVED_EXTRA_FIELDS",
@@ -84,10 +62,24 @@ class ExtraBodyConflictError(InvalidBodyError):
         self.key = key
 
 
-def wire(kind: type[enum.IntEnum], value: int) -> str:
-    """OpenRouter's string for a proto enum value: the member name, lowercased."""
-    return kind(value).name.lower()
+_wire_names: dict[type[enum.IntEnum], dict[int, str]] = {}
 
+
+def wire(kind: type[enum.IntEnum], value: int) -> str:
+    """OpenRouter's string for a proto enum value: the member name, lowercased.
+
+    Looked up in a table made once per enum: building an IntEnum member per value costs more
+    than the rest of converting a message.
+    """
+    names = _wire_names.get(kind)
+    if names is None:
+        names = _wire_names[kind] = {int(m): m.name.lower() for m in kind}
+    name = names.get(value)
+    return name if name is not None else kind(value).name.lower()  # ValueError if unknown
+
+
+JsonObject: TypeAlias = dict[str, Any]
+"""A JSON object of the body under construction (its schema: the models in ``openrouter``)."""
 
 _MAX_SAFE_INTEGER = 2**53
 
@@ -114,13 +106,13 @@ def _struct(value: struct_pb2.Struct, where: str) -> dict[str, Any]:
     return result
 
 
-def _cache_control(value: pb.CacheControl) -> CacheControlBody:
+def _cache_control(value: pb.CacheControl) -> JsonObject:
     if value.ttl:
-        return CacheControlBody.model_construct(type="ephemeral", ttl=value.ttl)
-    return CacheControlBody.model_construct(type="ephemeral")
+        return {"type": "ephemeral", "ttl": value.ttl}
+    return {"type": "ephemeral"}
 
 
-def _part(part: pb.ContentPart) -> ContentPartBody:
+def _part(part: pb.ContentPart) -> JsonObject:
     kind = part.WhichOneof("part")
     fields: dict[str, Any] = {"type": kind}
     if kind == "text":
@@ -129,11 +121,12 @@ def _part(part: pb.ContentPart) -> ContentPartBody:
         image: dict[str, Any] = {"url": part.image_url.url}
         if part.image_url.detail:
             image["detail"] = wire(enums.ImageDetail, part.image_url.detail)
-        fields["image_url"] = ImageUrlBody.model_construct(**image)
+        fields["image_url"] = image
     elif kind == "input_audio":
-        fields["input_audio"] = InputAudioBody.model_construct(
-            data=part.input_audio.data, format=part.input_audio.format
-        )
+        fields["input_audio"] = {
+            "data": part.input_audio.data,
+            "format": part.input_audio.format,
+        }
     elif kind == "file":
         source = {
             k: v
@@ -142,15 +135,15 @@ def _part(part: pb.ContentPart) -> ContentPartBody:
             ).items()
             if v
         }
-        fields["file"] = FileBody.model_construct(**source)
+        fields["file"] = source
     elif kind == "video_url":
-        fields["video_url"] = UrlBody.model_construct(url=part.video_url.url)
+        fields["video_url"] = {"url": part.video_url.url}
     if part.HasField("cache_control"):
         fields["cache_control"] = _cache_control(part.cache_control)
-    return ContentPartBody.model_construct(**fields)
+    return fields
 
 
-def _message(message: pb.Message, where: str) -> MessageBody:
+def _message(message: pb.Message, where: str) -> JsonObject:
     fields: dict[str, Any] = {"role": wire(enums.Role, message.role)}
     content = message.WhichOneof("content")
     if content == "text":
@@ -161,11 +154,11 @@ def _message(message: pb.Message, where: str) -> MessageBody:
         fields["name"] = message.name
     if message.tool_calls:
         fields["tool_calls"] = [
-            ToolCallBody.model_construct(
-                id=c.id,
-                type="function",
-                function=ToolCallFunctionBody.model_construct(name=c.name, arguments=c.arguments),
-            )
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
             for c in message.tool_calls
         ]
     if message.tool_call_id:
@@ -178,10 +171,10 @@ def _message(message: pb.Message, where: str) -> MessageBody:
         fields["reasoning_details"] = _plain(
             json_format.MessageToDict(message.reasoning_details), f"{where}.reasoning_details"
         )
-    return MessageBody.model_construct(**fields)
+    return fields
 
 
-def _tool(tool: pb.Tool, where: str) -> ToolBody:
+def _tool(tool: pb.Tool, where: str) -> JsonObject:
     fields: dict[str, Any] = {}
     if tool.WhichOneof("tool") == "function":
         function: dict[str, Any] = {"name": tool.function.name}
@@ -193,28 +186,26 @@ def _tool(tool: pb.Tool, where: str) -> ToolBody:
             )
         if tool.function.HasField("strict"):
             function["strict"] = tool.function.strict
-        fields = {"type": "function", "function": FunctionBody.model_construct(**function)}
+        fields = {"type": "function", "function": function}
     else:
         fields = {"type": tool.server.type}
         if tool.server.HasField("parameters"):
             fields["parameters"] = _struct(tool.server.parameters, f"{where}.server.parameters")
     if tool.HasField("cache_control"):
         fields["cache_control"] = _cache_control(tool.cache_control)
-    return ToolBody.model_construct(**fields)
+    return fields
 
 
-def _tool_choice(choice: pb.ToolChoice) -> str | ToolChoiceBody:
+def _tool_choice(choice: pb.ToolChoice) -> str | JsonObject:
     kind = choice.WhichOneof("choice")
     if kind == "mode":
         return wire(enums.ToolChoiceMode, choice.mode)
     if kind == "function_name":
-        return ToolChoiceBody.model_construct(
-            type="function", function={"name": choice.function_name}
-        )
-    return ToolChoiceBody.model_construct(type=choice.server_tool_type)
+        return {"type": "function", "function": {"name": choice.function_name}}
+    return {"type": choice.server_tool_type}
 
 
-def _response_format(fmt: pb.ResponseFormat) -> ResponseFormatBody:
+def _response_format(fmt: pb.ResponseFormat) -> JsonObject:
     fields: dict[str, Any] = {"type": wire(enums.ResponseFormatType, fmt.type)}
     if fmt.HasField("json_schema"):
         spec = fmt.json_schema
@@ -222,14 +213,14 @@ def _response_format(fmt: pb.ResponseFormat) -> ResponseFormatBody:
         if spec.description:
             schema["description"] = spec.description
         if spec.HasField("schema"):
-            schema["schema_"] = _struct(spec.schema, "response_format.json_schema.schema")
+            schema["schema"] = _struct(spec.schema, "response_format.json_schema.schema")
         if spec.HasField("strict"):
             schema["strict"] = spec.strict
-        fields["json_schema"] = JsonSchemaBody.model_construct(**schema)
-    return ResponseFormatBody.model_construct(**fields)
+        fields["json_schema"] = schema
+    return fields
 
 
-def _reasoning(reasoning: pb.Reasoning) -> ReasoningBody:
+def _reasoning(reasoning: pb.Reasoning) -> JsonObject:
     fields: dict[str, Any] = {}
     if reasoning.effort:
         fields["effort"] = wire(enums.ReasoningEffort, reasoning.effort)
@@ -238,17 +229,17 @@ def _reasoning(reasoning: pb.Reasoning) -> ReasoningBody:
             fields[name] = getattr(reasoning, name)
     if reasoning.summary:
         fields["summary"] = wire(enums.ReasoningSummary, reasoning.summary)
-    return ReasoningBody.model_construct(**fields)
+    return fields
 
 
-def _plugin(plugin: pb.Plugin, where: str) -> PluginBody:
+def _plugin(plugin: pb.Plugin, where: str) -> JsonObject:
     fields: dict[str, Any] = {}
     if plugin.HasField("options"):
         fields = _struct(plugin.options, f"{where}.options")
     fields["id"] = plugin.id
     if plugin.HasField("enabled"):
         fields["enabled"] = plugin.enabled
-    return PluginBody.model_construct(**fields)
+    return fields
 
 
 def _present(message: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -258,13 +249,13 @@ def _present(message: Any, names: tuple[str, ...]) -> dict[str, Any]:
 _PERCENTILES = ("p50", "p75", "p90", "p99")
 
 
-def _performance(value: pb.PerformancePreference) -> float | PercentileBody:
+def _performance(value: pb.PerformancePreference) -> float | JsonObject:
     if value.WhichOneof("preference") == "value":
         return value.value
-    return PercentileBody.model_construct(**_present(value.percentiles, _PERCENTILES))
+    return _present(value.percentiles, _PERCENTILES)
 
 
-def provider_body(provider: pb.ProviderConfig) -> ProviderBody:
+def provider_body(provider: pb.ProviderConfig) -> JsonObject:
     """OpenRouter's ``provider`` object, holding exactly the preferences that were set."""
     fields: dict[str, Any] = _present(
         provider, ("allow_fallbacks", "require_parameters", "zdr", "enforce_distillable_text")
@@ -285,16 +276,16 @@ def provider_body(provider: pb.ProviderConfig) -> ProviderBody:
             config["by"] = wire(enums.SortStrategy, provider.sort_config.by)
         if provider.sort_config.partition:
             config["partition"] = wire(enums.SortPartition, provider.sort_config.partition)
-        fields["sort"] = SortBody.model_construct(**config)
+        fields["sort"] = config
     if provider.HasField("max_price"):
-        fields["max_price"] = MaxPriceBody.model_construct(
-            **_present(provider.max_price, ("prompt", "completion", "image", "audio", "request"))
+        fields["max_price"] = _present(
+            provider.max_price, ("prompt", "completion", "image", "audio", "request")
         )
     if provider.HasField("preferred_min_throughput"):
         fields["preferred_min_throughput"] = _performance(provider.preferred_min_throughput)
     if provider.HasField("preferred_max_latency"):
         fields["preferred_max_latency"] = _performance(provider.preferred_max_latency)
-    return ProviderBody.model_construct(**fields)
+    return fields
 
 
 _SCALARS = (
@@ -315,14 +306,15 @@ _SCALARS = (
 )
 
 
-def chat_body(request: pb.ChatRequest, *, stream: bool) -> ChatBody:
-    """The typed OpenRouter body for ``request`` (``extra_body`` excluded; see encode_chat)."""
-    fields: dict[str, Any] = _present(request, _SCALARS)
-    fields["messages"] = [_message(m, f"messages[{i}]") for i, m in enumerate(request.messages)]
+def chat_body(request: pb.ChatRequest, *, stream: bool) -> JsonObject:
+    """The typed fields of the OpenRouter body (``extra_body`` excluded; see ``body_dict``),
+    keys in the order the API reference lists them."""
+    fields: JsonObject = {}
     if request.model:
         fields["model"] = request.model
     if request.models:
         fields["models"] = list(request.models)
+    fields["messages"] = [_message(m, f"messages[{i}]") for i, m in enumerate(request.messages)]
     if stream:
         fields["stream"] = True
     if request.tools:
@@ -331,6 +323,7 @@ def chat_body(request: pb.ChatRequest, *, stream: bool) -> ChatBody:
         fields["tool_choice"] = _tool_choice(request.tool_choice)
     if request.HasField("response_format"):
         fields["response_format"] = _response_format(request.response_format)
+    fields.update(_present(request, _SCALARS))
     if request.stop:
         fields["stop"] = list(request.stop)
     if request.logit_bias:
@@ -350,23 +343,32 @@ def chat_body(request: pb.ChatRequest, *, stream: bool) -> ChatBody:
         fields["service_tier"] = wire(enums.ServiceTier, request.service_tier)
     if request.HasField("provider"):
         fields["provider"] = provider_body(request.provider)
-    return ChatBody.model_construct(**fields)
+    return fields
 
 
-def body_dict(request: pb.ChatRequest, *, stream: bool) -> dict[str, Any]:
-    """The full JSON object to send: typed fields plus ``extra_body`` additions."""
-    body: dict[str, Any] = chat_body(request, stream=stream).model_dump(
-        mode="json", exclude_unset=True, by_alias=True
-    )
+def _extra_fields(request: pb.ChatRequest) -> JsonObject:
+    extra = _struct(request.extra_body, "extra_body")
+    for key in extra:
+        if key in RESERVED_EXTRA_FIELDS:
+            raise ExtraBodyConflictError(key)
+    return extra
+
+
+def body_dict(request: pb.ChatRequest, *, stream: bool) -> JsonObject:
+    """The full JSON object to send: the typed fields plus ``extra_body`` additions.
+
+    The typed part is a :class:`~routerpc_gateway.openrouter.ChatBody` in its JSON form, built
+    directly as plain objects: no model tree is constructed per request just to be dumped
+    again. The tests hold every body they make to the model (``extra="forbid"``, literal enum
+    values) and to the OpenAPI spec.
+    """
+    body = chat_body(request, stream=stream)
     if request.HasField("extra_body"):
-        for key, value in _struct(request.extra_body, "extra_body").items():
-            if key in RESERVED_EXTRA_FIELDS:
-                raise ExtraBodyConflictError(key)
-            body[key] = value
+        body.update(_extra_fields(request))
     return body
 
 
 def encode_chat(request: pb.ChatRequest, *, stream: bool) -> bytes:
-    """The request body bytes for ``POST /chat/completions``."""
-    body = body_dict(request, stream=stream)
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    """The request body bytes for ``POST /chat/completions``: compact UTF-8 JSON, written in one
+    pass by pydantic's Rust serializer."""
+    return pydantic_core.to_json(body_dict(request, stream=stream))

@@ -1,10 +1,11 @@
 """What operators see: Prometheus metrics and one structured log line per RPC.
 
-An interceptor (outermost, so refused and failed calls count too) opens a :class:`CallRecord` for
-every RPC but health; the servicer fills in what it learns (caller, model, provider,
-quantization, attempts, tokens, cost, upstream time, time to first chunk); when the call ends the
-record becomes metrics and one ``routerpc.access`` log line. Neither ever holds prompt text, a
-key or a caller token: the record has no field that could carry them.
+The gateway's one interceptor opens a :class:`CallRecord` for every RPC but health and runs
+authentication inside it, so refused and failed calls count too; the servicer fills in what it
+learns (caller, model, provider, quantization, attempts, tokens, cost, upstream time, time to
+first chunk); when the call ends the record becomes metrics and one ``routerpc.access`` log line.
+Neither ever holds prompt text, a key or a caller token: the record has no field that could
+carry them.
 
 Label values are bounded: model and provider names beyond the first few hundred distinct values
 are reported as ``other``, so no caller can create unbounded series. With ``--workers N`` the
@@ -15,15 +16,17 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
 from prometheus_client import Counter, Gauge, Histogram
+
+from routerpc_gateway.handlers import Handler, WrappedHandlers
 
 __all__ = [
     "REQUEST_ID_KEY",
@@ -42,7 +45,6 @@ REQUEST_ID_KEY = "routerpc-request-id"
 
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _OPEN_PREFIX = "/grpc.health.v1.Health/"
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 RPCS = Counter("routerpc_rpcs_total", "RPCs by method and final gRPC code.", ["method", "code"])
 RPC_SECONDS = Histogram(
@@ -140,6 +142,12 @@ current_record: contextvars.ContextVar[CallRecord | None] = contextvars.ContextV
 )
 
 
+def _request_id() -> str:
+    """128 random bits as 32 hex digits, like ``uuid4().hex`` without a system call per RPC
+    (``random`` reseeds itself in each forked worker)."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def count_retry() -> None:
     RETRIES.inc()
 
@@ -148,38 +156,71 @@ def count_shed() -> None:
     SHED.inc()
 
 
+class _Children:
+    """A metric's labelled children, looked up once per label values.
+
+    ``metric.labels(...)`` validates and locks on every call; an RPC would pay that for each
+    metric it touches. The label values cached here are bounded (methods, gRPC codes, upstream
+    statuses cut to 40 characters and bounded in number by HTTP itself).
+    """
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
+_rpcs = _Children(RPCS)
+_rpc_seconds = _Children(RPC_SECONDS)
+_upstream_seconds = _Children(UPSTREAM_SECONDS)
+_in_flight = _Children(IN_FLIGHT)
+_upstream_responses = _Children(UPSTREAM_RESPONSES)
+_tokens = _Children(TOKENS)  # label values bounded by the _BoundedLabel filters above
+_cost = _Children(COST)
+
+
 def count_upstream_status(status: str) -> None:
-    UPSTREAM_RESPONSES.labels(status=status[:40]).inc()
+    _upstream_responses(status[:40]).inc()
 
 
 def _finish(record: CallRecord, caller: str) -> None:
     record.caller = caller
     elapsed = time.monotonic() - record.started
     method = record.method
-    RPCS.labels(method=method, code=record.code).inc()
-    RPC_SECONDS.labels(method=method).observe(elapsed)
+    _rpcs(method, record.code).inc()
+    _rpc_seconds(method).observe(elapsed)
     if record.upstream_seconds is not None:
-        UPSTREAM_SECONDS.labels(method=method).observe(record.upstream_seconds)
+        _upstream_seconds(method).observe(record.upstream_seconds)
     if record.first_chunk_seconds is not None and method == "StreamChat":
         FIRST_CHUNK_SECONDS.observe(record.first_chunk_seconds)
     if record.prompt_tokens or record.completion_tokens or record.cost is not None:
-        labels = {
-            "model": _model_label(record.model),
-            "provider": _provider_label(record.provider),
-            "quantization": record.quantization or "unknown",
-            "caller": _caller_label(caller),
-        }
-        for kind in ("prompt", "completion", "reasoning", "cached"):
-            count = getattr(record, f"{kind}_tokens")
+        labels = (
+            _model_label(record.model),
+            _provider_label(record.provider),
+            record.quantization or "unknown",
+            _caller_label(caller),
+        )
+        for kind, count in (
+            ("prompt", record.prompt_tokens),
+            ("completion", record.completion_tokens),
+            ("reasoning", record.reasoning_tokens),
+            ("cached", record.cached_tokens),
+        ):
             if count:
-                TOKENS.labels(kind=kind, **labels).inc(count)
+                _tokens(kind, *labels).inc(count)
         if record.cost:
-            COST.labels(**labels).inc(record.cost)
-    fields = asdict(record)
-    fields.pop("started")
-    fields["latency_ms"] = round(elapsed * 1000, 3)
+            _cost(*labels).inc(record.cost)
     level = logging.INFO if record.code == "OK" else logging.WARNING
-    access_log.log(level, "rpc %s %s", method, record.code, extra={"rpc": fields})
+    if access_log.isEnabledFor(level):
+        fields = dict(vars(record))  # flat scalars only: no deep copy needed
+        del fields["started"]
+        fields["latency_ms"] = round(elapsed * 1000, 3)
+        access_log.log(level, "rpc %s %s", method, record.code, extra={"rpc": fields})
 
 
 def _code_of(error: BaseException, context: Any) -> str:
@@ -207,11 +248,31 @@ async def _decoded(parse: Any, raw: bytes, context: Any) -> Any:
         raise AssertionError("unreachable: abort raises") from None
 
 
-class ObservingInterceptor(grpc.aio.ServerInterceptor):
-    """Times, counts and logs every RPC except health."""
+Admit: TypeAlias = Callable[[Any], Awaitable[None]]
 
-    def __init__(self, caller_of: Callable[[], str]) -> None:
+
+async def _admitted(admit: Admit, parse: Any, request: Any, context: Any) -> Any:
+    """The request once the caller is admitted: decoded here when ``parse`` is set."""
+    await admit(context)
+    return request if parse is None else await _decoded(parse, request, context)
+
+
+async def _admit_everyone(context: Any) -> None:
+    return None
+
+
+class ObservingInterceptor(grpc.aio.ServerInterceptor):
+    """The gateway's one call wrapper, for every RPC except health: times, counts and logs the
+    call, runs ``admit`` (authentication) first thing inside it, and decodes the request.
+
+    One wrapper rather than one interceptor per concern: each layer is an extra coroutine per
+    call and an extra async-generator hop per streamed message.
+    """
+
+    def __init__(self, caller_of: Callable[[], str], admit: Admit = _admit_everyone) -> None:
         self._caller_of = caller_of
+        self._admit = admit
+        self._wrapped = WrappedHandlers(self._wrap)
 
     async def intercept_service(
         self,
@@ -222,21 +283,22 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         method: str = handler_call_details.method
         if handler is None or method.startswith(_OPEN_PREFIX):
             return handler
-        return self._wrap(handler, method.rsplit("/", 1)[-1])
+        return self._wrapped(method, handler)
 
     def _start(self, method: str, context: Any) -> CallRecord:
-        record = CallRecord(request_id=uuid.uuid4().hex, method=method)
+        record = CallRecord(request_id=_request_id(), method=method)
         current_record.set(record)
-        IN_FLIGHT.labels(method=method).inc()
+        _in_flight(method).inc()
         return record
 
     def _end(self, record: CallRecord, context: Any, error: BaseException | None) -> None:
-        IN_FLIGHT.labels(method=record.method).dec()
+        _in_flight(record.method).dec()
         if error is not None:
             record.code = _code_of(error, context)
         _finish(record, self._caller_of())
 
-    def _wrap(self, handler: Handler, method: str) -> Handler:
+    def _wrap(self, handler: Handler, path: str) -> Handler:
+        method = path.rsplit("/", 1)[-1]
         codec = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
@@ -246,44 +308,52 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             # Parse here, not in grpc: an undecodable request is then INVALID_ARGUMENT (and
             # one access line), instead of UNKNOWN with a traceback logged per request.
             codec["request_deserializer"] = None
+        else:
+            parse = None  # request streams are parsed by grpc, message by message
         if handler.unary_unary is not None:
-            inner_uu: Any = handler.unary_unary
-
-            async def unary_unary(raw: Any, context: Any) -> Any:
-                record = self._start(method, context)
-                error: BaseException | None = None
-                try:
-                    request = await _decoded(parse, raw, context)
-                    return await inner_uu(request, context)
-                except BaseException as raised:
-                    error = raised
-                    raise
-                finally:
-                    self._end(record, context, error)
-
-            return grpc.unary_unary_rpc_method_handler(unary_unary, **codec)
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method, parse), **codec
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, method, None), **codec
+            )
         if handler.unary_stream is not None:
-            inner_us: Any = handler.unary_stream
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(inner_us, method, parse), **codec
+                self._streaming(handler.unary_stream, method, parse), **codec
             )
         if handler.stream_stream is not None:
-            inner_ss: Any = handler.stream_stream
             return grpc.stream_stream_rpc_method_handler(
-                self._streaming(inner_ss, method, None), **codec
+                self._streaming(handler.stream_stream, method, None), **codec
             )
         return handler
+
+    def _unary(self, inner: Any, method: str, parse: Any) -> Callable[[Any, Any], Any]:
+        admit = self._admit
+
+        async def unary(request: Any, context: Any) -> Any:
+            record = self._start(method, context)
+            error: BaseException | None = None
+            try:
+                return await inner(await _admitted(admit, parse, request, context), context)
+            except BaseException as raised:
+                error = raised
+                raise
+            finally:
+                self._end(record, context, error)
+
+        return unary
 
     def _streaming(
         self, inner: Any, method: str, parse: Any
     ) -> Callable[[Any, Any], AsyncIterator[Any]]:
+        admit = self._admit
+
         async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
             record = self._start(method, context)
             error: BaseException | None = None
             try:
-                if parse is not None:
-                    request = await _decoded(parse, request, context)
-                async for item in inner(request, context):
+                async for item in inner(await _admitted(admit, parse, request, context), context):
                     if record.first_chunk_seconds is None:
                         record.first_chunk_seconds = time.monotonic() - record.started
                     yield item

@@ -1,9 +1,11 @@
 """pydantic models of the OpenRouter chat-completions request body.
 
 They describe what the gateway sends, field for field as OpenRouter names it
-(``shared/reference/openrouter-api.md`` §2-3). Instances are built only from validated protos, so
-they are created with ``model_construct`` (no second validation on the hot path) and dumped with
-``exclude_unset``: a field the caller did not set never appears, not even as ``null``.
+(``shared/reference/openrouter-api.md`` §2-3): the schema of the JSON that ``convert`` builds.
+``convert`` writes that JSON directly as plain objects (building and dumping a model tree per
+request cost more than the rest of the conversion); the tests validate every body they produce
+against :class:`ChatBody` and the OpenAPI spec, and ``convert`` derives from it the keys
+``extra_body`` may not set. A field the caller did not set never appears, not even as ``null``.
 """
 
 from __future__ import annotations

@@ -49,12 +49,17 @@ def _int(value: Any) -> int:
 
 def usage(raw: Mapping[str, Any]) -> pb.Usage:
     """Token counts and cost."""
-    result = pb.Usage(
-        prompt_tokens=_int(raw.get("prompt_tokens")),
-        completion_tokens=_int(raw.get("completion_tokens")),
-        total_tokens=_int(raw.get("total_tokens")),
-        is_byok=bool(raw.get("is_byok", False)),
-    )
+    result = pb.Usage()
+    _fill_usage(result, raw)
+    return result
+
+
+def _fill_usage(result: pb.Usage, raw: Mapping[str, Any]) -> None:
+    """Write ``raw``'s counts into ``result`` in place (no intermediate message to copy)."""
+    result.prompt_tokens = _int(raw.get("prompt_tokens"))
+    result.completion_tokens = _int(raw.get("completion_tokens"))
+    result.total_tokens = _int(raw.get("total_tokens"))
+    result.is_byok = bool(raw.get("is_byok", False))
     if isinstance(raw.get("cost"), int | float):
         result.cost = float(raw["cost"])
     prompt = raw.get("prompt_tokens_details") or {}
@@ -67,7 +72,6 @@ def usage(raw: Mapping[str, Any]) -> pb.Usage:
     cost_details = raw.get("cost_details") or {}
     if isinstance(cost_details.get("upstream_inference_cost"), int | float):
         result.upstream_inference_cost = float(cost_details["upstream_inference_cost"])
-    return result
 
 
 def _tool_call(raw: Mapping[str, Any]) -> pb.ToolCall:
@@ -144,12 +148,12 @@ def _chat_response(body: Mapping[str, Any], quantization: int) -> pb.ChatRespons
         service_tier=str(body.get("service_tier") or ""),
     )
     if isinstance(body.get("usage"), Mapping):
-        response.usage.CopyFrom(usage(body["usage"]))
+        _fill_usage(response.usage, body["usage"])
     return response
 
 
-def _delta(raw: Mapping[str, Any]) -> pb.Delta:
-    delta = pb.Delta(role=str(raw.get("role") or ""))
+def _fill_delta(delta: pb.Delta, raw: Mapping[str, Any]) -> None:
+    delta.role = str(raw.get("role") or "")
     for name in ("content", "reasoning", "refusal"):
         if isinstance(raw.get(name), str):
             setattr(delta, name, raw[name])
@@ -163,7 +167,6 @@ def _delta(raw: Mapping[str, Any]) -> pb.Delta:
         )
     if isinstance(raw.get("reasoning_details"), list):
         delta.reasoning_details.CopyFrom(_list_value(raw["reasoning_details"]))
-    return delta
 
 
 def stream_chunk(body: Mapping[str, Any], quantization: int = 0) -> pb.StreamChatResponse:
@@ -183,14 +186,14 @@ def _stream_chunk(body: Mapping[str, Any], quantization: int) -> pb.StreamChatRe
         quantization=quantization,
     )
     for raw in body.get("choices") or []:
-        chunk.choices.add(
+        choice = chunk.choices.add(
             index=_int(raw.get("index")),
-            delta=_delta(raw.get("delta") or {}),
             finish_reason=_finish(raw.get("finish_reason")),
             native_finish_reason=str(raw.get("native_finish_reason") or ""),
         )
+        _fill_delta(choice.delta, raw.get("delta") or {})
     if isinstance(body.get("usage"), Mapping):
-        chunk.usage.CopyFrom(usage(body["usage"]))
+        _fill_usage(chunk.usage, body["usage"])
     return chunk
 
 

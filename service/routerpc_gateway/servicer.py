@@ -7,7 +7,6 @@ event as one message the moment it arrives and end with OK only after ``[DONE]``
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import urllib.parse
@@ -17,6 +16,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+import pydantic_core
 from grpc_status import rpc_status
 
 from routerpc import FieldViolation, pb
@@ -91,7 +91,7 @@ def _note_served(model: str, provider: str, quantization: int, usage: pb.Usage) 
     if record is not None:
         record.model = model or record.model
         record.provider = provider
-        name = enums.Quantization(quantization).name.lower() if quantization else "unknown"
+        name = convert.wire(enums.Quantization, quantization) if quantization else "unknown"
         record.add_usage(usage, name)
 
 
@@ -289,7 +289,7 @@ class RouterServicer(pb.RouterServiceServicer):
             if not data:
                 continue
             try:
-                payload = json.loads(data)
+                payload = pydantic_core.from_json(data)
             except ValueError:
                 raise GatewayError(
                     grpc.StatusCode.INTERNAL,

@@ -30,6 +30,7 @@ from routerpc import (
     pb,
 )
 from routerpc_gateway.convert import encode_chat, provider_body
+from routerpc_gateway.openrouter import ProviderBody
 
 Step = Callable[[ChatRequestBuilder], ChatRequestBuilder]
 
@@ -58,10 +59,11 @@ def _list(values: list[Any]) -> struct_pb2.ListValue:
 
 
 def _provider_json(builder: ChatRequestBuilder) -> dict[str, Any]:
-    dumped: dict[str, Any] = provider_body(builder._request.provider).model_dump(
-        mode="json", exclude_unset=True
-    )
-    return dumped
+    body = provider_body(builder._request.provider)
+    # The JSON object is also a valid ProviderBody, and dumps back to itself.
+    dumped = ProviderBody.model_validate(body).model_dump(mode="json", exclude_unset=True)
+    assert dumped == body
+    return body
 
 
 # Immutability ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import routerpc
 from routerpc import ChatRequest, ChatRequestBuilder, ProviderConfig, Quantization, pb
 from routerpc._gen import enums
 from routerpc_gateway.convert import encode_chat, provider_body
+from routerpc_gateway.openrouter import ProviderBody
 
 PACKAGE = "routerpc.v1"
 STRUCT = "google.protobuf.Struct"
@@ -474,7 +475,10 @@ def test_provider_helpers_send_exactly_the_preferences_that_were_set(
         builder = APPLY[key](builder, chosen[key])
 
     request = builder.build()
-    provider = provider_body(request.proto.provider).model_dump(mode="json", exclude_unset=True)
+    provider = provider_body(request.proto.provider)
+    assert ProviderBody.model_validate(provider).model_dump(mode="json", exclude_unset=True) == (
+        provider
+    )
 
     assert set(provider) == set(chosen)
     for key, value in chosen.items():

@@ -21,13 +21,15 @@ BIN = Path(sys.executable).parent
 GENERATED = ROOT / "client" / "routerpc" / "_gen"
 
 # Hand-written code ruff must keep clean.
-RUFF_PATHS = ("client", "service", "emulator", "scripts", "tests")
-# Strict mypy (configured in pyproject.toml) over every hand-written package and the scripts.
+RUFF_PATHS = ("client", "service", "emulator", "scripts", "tests", "bench")
+# Strict mypy (configured in pyproject.toml) over every hand-written package, the scripts and
+# the benchmark.
 MYPY_PATHS = (
     "client/routerpc",
     "service/routerpc_gateway",
     "emulator/routerpc_emulator",
     "scripts",
+    "bench",
 )
 
 

@@ -41,7 +41,7 @@ from gateway_e2e import (  # noqa: E402
 
 from routerpc_gateway.callers import hash_token  # noqa: E402
 
-UPSTREAM_CLIENTS = ["aiohttp", "httpx"]
+UPSTREAM_CLIENTS = ["aiohttp", "httpx", "httpx-aiohttp"]
 STREAM_DELAY_MS = 200
 """The slow emulator's pause between streamed events: streams long enough to cancel midway."""
 

@@ -57,8 +57,10 @@ def emulator(logs_dir: Path) -> Iterator[Emulator]:
         stop_process(emu.process)
 
 
-UPSTREAM_CLIENTS = ["aiohttp", "httpx"]
-"""Both upstream clients must give the same guarantees: the shared gateways run each in turn."""
+UPSTREAM_CLIENTS = ["aiohttp", "httpx", "httpx-aiohttp"]
+"""Every upstream client must give the same guarantees: the shared gateways run each in turn.
+``httpx-http2`` needs an HTTP/2 upstream (the emulator speaks HTTP/1.1 only): its end-to-end
+tests are in test_gateway_http2.py, against tests/gateway/h2_upstream.py."""
 
 
 @pytest.fixture(scope="session", params=UPSTREAM_CLIENTS)

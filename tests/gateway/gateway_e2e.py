@@ -209,7 +209,69 @@ class Exchange:
 
 
 @dataclass
-class RecordingUpstream:
+class ThreadedServer:
+    """An asyncio server in a daemon thread: ``start()`` returns once it listens, ``stop()``
+    ends it. A subclass's ``_serve(listening)`` binds 127.0.0.1, sets ``port``, calls
+    ``listening()``, then serves until ``_stopped`` is set."""
+
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _stopped: asyncio.Event | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    async def _serve(self, listening: Callable[[], None]) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> list[Any]:
+        raise NotImplementedError
+
+    def wait_for(self, check: Callable[[list[Any]], bool], timeout_s: float) -> bool:
+        """Poll ``check`` on the recorded exchanges until it holds or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if check(self.snapshot()):
+                return True
+            time.sleep(0.02)
+        return check(self.snapshot())
+
+    def start(self, name: str = "upstream", timeout_s: float = START_TIMEOUT_S) -> None:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def main() -> None:
+            self._stopped = asyncio.Event()
+            await self._serve(ready.set)
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(main())
+            except BaseException as error:  # surfaced to start() when it happens early
+                failure.append(error)
+                ready.set()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout_s) or failure:
+            raise AssertionError(f"{name} did not start: {failure}")
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stopped.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+@dataclass
+class RecordingUpstream(ThreadedServer):
     """An aiohttp upstream in its own thread that records requests and client disconnects.
 
     ``POST /api/v1/chat/completions`` for model ``ENDS_WITHOUT_DONE`` streams two chunks and ends
@@ -222,15 +284,7 @@ class RecordingUpstream:
 
     hang_s: float = 30.0
     exchanges: list[Exchange] = field(default_factory=list)
-    port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-    _stopped: asyncio.Event | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v1"
 
     def snapshot(self) -> list[Exchange]:
         with self._lock:
@@ -239,14 +293,6 @@ class RecordingUpstream:
     def clear(self) -> None:
         with self._lock:
             self.exchanges.clear()
-
-    def wait_for(self, check: Callable[[list[Exchange]], bool], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if check(self.snapshot()):
-                return True
-            time.sleep(0.02)
-        return check(self.snapshot())
 
     def _finish(self, exchange: Exchange, outcome: str) -> None:
         with self._lock:
@@ -313,50 +359,26 @@ class RecordingUpstream:
             self.exchanges.append(exchange)
         return web.json_response({"error": {"code": 404, "message": "not here"}}, status=404)
 
-    def start(self) -> None:
-        ready = threading.Event()
-        failure: list[BaseException] = []
+    def start(self, name: str = "recording upstream", timeout_s: float = START_TIMEOUT_S) -> None:
+        super().start(name, timeout_s)
 
-        async def main() -> None:
-            app = web.Application()
-            app.router.add_post("/api/v1/chat/completions", self._chat)
-            app.router.add_route("*", "/{tail:.*}", self._other)
-            runner = web.AppRunner(
-                app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
-            )
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = int(runner.addresses[0][1])
-            self._stopped = asyncio.Event()
-            ready.set()
-            try:
-                await self._stopped.wait()
-            finally:
-                await runner.cleanup()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(main())
-            except BaseException as error:  # surfaced to start() when it happens early
-                failure.append(error)
-                ready.set()
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="recording-upstream", daemon=True)
-        self._thread.start()
-        if not ready.wait(START_TIMEOUT_S) or failure:
-            raise AssertionError(f"recording upstream did not start: {failure}")
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stopped is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stopped.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+    async def _serve(self, listening: Callable[[], None]) -> None:
+        app = web.Application()
+        app.router.add_post("/api/v1/chat/completions", self._chat)
+        app.router.add_route("*", "/{tail:.*}", self._other)
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(runner.addresses[0][1])
+        listening()
+        try:
+            assert self._stopped is not None
+            await self._stopped.wait()
+        finally:
+            await runner.cleanup()
 
 
 def _json(value: Any) -> bytes:

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from gateway_e2e import ROUTERPC, Gateway, clean_env, launch_gateway, stop_process
+from gateway_e2e import (
+    ROUTERPC,
+    Emulator,
+    Gateway,
+    clean_env,
+    launch_gateway,
+    seed_request,
+    stop_process,
+)
+
+from routerpc import RouterClient
 
 pytestmark = pytest.mark.e2e
 
@@ -34,8 +44,9 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         (("--grace-period", "-1"), {}, "grace_period"),
         (("--log-level", "loud"), {}, "log_level"),
         ((), {"ROUTERPC_PORT": "fifty"}, "port"),
+        (("--event-loop", "trio"), {}, "event_loop"),
     ],
-    ids=["port-70000", "env-url", "flag-url", "negative-grace", "log-level", "env-port"],
+    ids=["port-70000", "env-url", "flag-url", "negative-grace", "log-level", "env-port", "loop"],
 )
 def test_serve_with_bad_configuration_exits_nonzero_with_one_line_naming_the_setting(
     args: tuple[str, ...], env: dict[str, str], setting: str
@@ -141,3 +152,18 @@ def test_keyless_gateway_log_never_mentions_an_authorization_header(
     log = keyless_gateway.log_text()
     assert "Bearer" not in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_serve_runs_on_the_chosen_event_loop_and_relays_unary_and_streamed_calls(
+    start_gateway: Callable[..., Gateway], emulator: Emulator, canary_key: str, loop: str
+) -> None:
+    """uvloop is the default; ``--event-loop asyncio`` keeps the standard loop. Either serves."""
+    args = ("--workers", "1") + (() if loop == "uvloop" else ("--event-loop", "asyncio"))
+    gateway = start_gateway(f"loop-{loop}", *args, upstream_url=emulator.base_url, key=canary_key)
+
+    with RouterClient(gateway.target, timeout=10) as client:
+        assert client.chat(seed_request()).text == "Echo: Hello!"
+        streamed = "".join(chunk.text for chunk in client.stream_chat(seed_request()))
+    assert streamed == "Echo: Hello!"
+    assert f"routerpc listening on {gateway.target} ({loop} loop)" in gateway.log_text()

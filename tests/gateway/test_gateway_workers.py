@@ -73,6 +73,8 @@ def test_every_worker_serves_calls_on_the_shared_port(three_workers: Gateway) ->
     assert len(busy) >= 2, f"calls reached only {busy} of {workers}"
     assert "routerpc listening on" in three_workers.log_text()
     assert "(3 workers)" in three_workers.log_text()
+    # Every worker runs its own loop, of the default kind.
+    assert three_workers.log_text().count("(uvloop loop)") == 3
 
 
 def test_sigterm_drains_every_worker_and_the_master_exits_zero(three_workers: Gateway) -> None:

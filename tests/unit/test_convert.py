@@ -35,6 +35,7 @@ from routerpc import (
     pb,
 )
 from routerpc_gateway import convert
+from routerpc_gateway.openrouter import ChatBody
 
 ABSENT = object()
 
@@ -55,7 +56,15 @@ def body(request: pb.ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     """The body as sent: the encoded bytes parsed back (and equal to ``body_dict``)."""
     sent: dict[str, Any] = json.loads(convert.encode_chat(request, stream=stream))
     assert sent == convert.body_dict(request, stream=stream)
+    assert_matches_model(convert.chat_body(request, stream=stream))
     return sent
+
+
+def assert_matches_model(typed: dict[str, Any]) -> None:
+    """The typed part of a body is a valid ``ChatBody`` (no unknown key, documented enum
+    strings, right JSON types) and is exactly that model's JSON form."""
+    model = ChatBody.model_validate(typed)
+    assert model.model_dump(mode="json", exclude_unset=True, by_alias=True) == typed
 
 
 def at(value: Any, path: tuple[str | int, ...]) -> Any:
@@ -936,16 +945,19 @@ def test_extra_body_from_the_builder() -> None:
 # Encoding ----------------------------------------------------------------------------------
 
 
-def test_encode_chat_is_compact_json_of_body_dict() -> None:
+@pytest.mark.parametrize("extra", [None, {"transforms": ["middle-out"]}], ids=["typed", "extra"])
+def test_encode_chat_is_compact_utf8_json_of_body_dict(extra: dict[str, Any] | None) -> None:
     request = ChatRequestBuilder().with_model("m/x").with_text("héllo \u2603").build().proto
+    if extra is not None:
+        request.extra_body.update(extra)
     encoded = convert.encode_chat(request, stream=True)
-    assert (
-        encoded
-        == json.dumps(convert.body_dict(request, stream=True), separators=(",", ":")).encode()
-    )
+    body = convert.body_dict(request, stream=True)
+    assert encoded == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     assert b": " not in encoded
     assert b", " not in encoded
     assert json.loads(encoded)["messages"][0]["content"] == "héllo \u2603"
+    assert "héllo \u2603".encode() in encoded  # UTF-8, not \u escapes
+    assert ("transforms" in body) == (extra is not None)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])

@@ -32,12 +32,13 @@ from routerpc_gateway.upstream._base import (
 )
 from routerpc_gateway.upstream._sse import SseParser, SseTooLargeError
 
-__all__ = ["AiohttpUpstream"]
+__all__ = ["AiohttpUpstream", "client_error"]
 
 _CHUNK = 64 * 1024
 
 
-def _client_error(error: aiohttp.ClientError, *, streaming: bool = False) -> Exception:
+def client_error(error: aiohttp.ClientError, *, streaming: bool = False) -> Exception:
+    """The gateway error for an aiohttp failure (also used by the httpx-aiohttp transport)."""
     kind = type(error).__name__
     if isinstance(error, aiohttp.ServerTimeoutError):
         return stalled(kind)
@@ -75,8 +76,14 @@ class AiohttpUpstream:
         await self._session.close()
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
-        if response.content_length is not None and response.content_length > self._max_bytes:
-            raise too_large(self._max_bytes)
+        length = response.content_length
+        if length is not None:
+            if length > self._max_bytes:
+                raise too_large(self._max_bytes)
+            if "Content-Encoding" not in response.headers:
+                # The size is declared and within bounds, and aiohttp stops at Content-Length:
+                # one read, not a loop of chunks.
+                return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(_CHUNK):
@@ -113,7 +120,7 @@ class AiohttpUpstream:
         except TimeoutError:
             raise timed_out(seconds) from None
         except aiohttp.ClientError as error:
-            raise _client_error(error) from None
+            raise client_error(error) from None
         return json_object(response.status, raw, response.headers.get("Retry-After"))
 
     async def chat(
@@ -161,7 +168,7 @@ class AiohttpUpstream:
         except TimeoutError:
             raise timed_out(seconds) from None
         except aiohttp.ClientError as error:
-            raise _client_error(error, streaming=started) from None
+            raise client_error(error, streaming=started) from None
 
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:
         if "text/event-stream" not in response.headers.get("Content-Type", ""):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+import pydantic_core
 
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, upstream_error
@@ -153,7 +153,7 @@ def decode_json(status: int, raw: bytes) -> Any:
     """Parse a reply body; an unreadable one is INTERNAL (or UNAVAILABLE for an error status,
     where a proxy page in place of OpenRouter's JSON means the route is down)."""
     try:
-        return json.loads(raw)
+        return pydantic_core.from_json(raw)  # Rust: a third of json.loads' time per reply
     except ValueError:
         error = bad_response(f"the upstream returned an unreadable body (HTTP {status})", status)
         if status >= 400:
