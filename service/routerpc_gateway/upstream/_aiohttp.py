@@ -16,21 +16,20 @@ from typing import Any
 import aiohttp
 
 from routerpc_gateway.config import Settings
-from routerpc_gateway.errors import upstream_error
 from routerpc_gateway.upstream._base import (
     SseEvent,
-    bad_response,
-    decode_json,
     default_headers,
+    error_reply,
     interrupted,
     json_object,
     key_headers,
+    sse_events,
     stalled,
+    stream_headers,
     timed_out,
     too_large,
     unreachable,
 )
-from routerpc_gateway.upstream._sse import SseParser, SseTooLargeError
 
 __all__ = ["AiohttpUpstream", "client_error"]
 
@@ -145,19 +144,20 @@ class AiohttpUpstream:
                 response = await self._session.post(
                     self._base + "chat/completions",
                     data=body,
-                    headers={"Accept": "text/event-stream", **key_headers(api_key)},
+                    headers=stream_headers(api_key),
                     allow_redirects=False,
                 )
                 started = True
                 try:
                     if response.status >= 400:
                         raw = await self._read_bounded(response)
-                        raise upstream_error(
-                            response.status,
-                            decode_json(response.status, raw),
-                            retry_after=response.headers.get("Retry-After"),
-                        )
-                    yield self._events(response)
+                        raise error_reply(response.status, raw, response.headers.get("Retry-After"))
+                    yield sse_events(
+                        (response.status, response.headers.get("Content-Type", "")),
+                        lambda: self._read_bounded(response),
+                        response.content.iter_any(),
+                        self._max_bytes,
+                    )
                 finally:
                     # Closing (not releasing) a reply read to [DONE] costs one connection;
                     # releasing one read partway would put a dirty connection in the pool.
@@ -169,17 +169,3 @@ class AiohttpUpstream:
             raise timed_out(seconds) from None
         except aiohttp.ClientError as error:
             raise client_error(error, streaming=started) from None
-
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:
-        if "text/event-stream" not in response.headers.get("Content-Type", ""):
-            raw = await self._read_bounded(response)
-            json_object(response.status, raw, None)
-            kind = response.headers.get("Content-Type") or "no type"
-            raise bad_response(f"the upstream answered a stream request with {kind}")
-        parser = SseParser(self._max_bytes)
-        try:
-            async for chunk in response.content.iter_any():
-                for data in parser.feed(chunk):
-                    yield SseEvent(data)
-        except SseTooLargeError:
-            raise too_large(self._max_bytes) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -12,6 +12,7 @@ import pydantic_core
 
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, upstream_error
+from routerpc_gateway.upstream._sse import SseParser, SseTooLargeError
 
 __all__ = [
     "DEADLINE_MARGIN",
@@ -172,3 +173,37 @@ def json_object(status: int, raw: bytes, retry_after: str | None) -> dict[str, A
     if isinstance(error, Mapping) and not body.get("choices"):
         raise upstream_error(200, body)
     return body
+
+
+def stream_headers(api_key: str | None) -> dict[str, str]:
+    """Per-call headers of a streamed completion: SSE wanted, and the caller's key if any."""
+    return {"Accept": "text/event-stream", **key_headers(api_key)}
+
+
+def error_reply(status: int, raw: bytes, retry_after: str | None) -> GatewayError:
+    """The error for a stream request the upstream refused with ``status`` (>= 400)."""
+    return upstream_error(status, decode_json(status, raw), retry_after=retry_after)
+
+
+async def sse_events(
+    reply: tuple[int, str],
+    read_body: Callable[[], Awaitable[bytes]],
+    chunks: AsyncIterator[bytes],
+    max_bytes: int,
+) -> AsyncIterator[SseEvent]:
+    """The events of a streamed reply (``reply``: its status and content type), each relayed
+    as soon as it is whole; an event (or an unended line) over ``max_bytes`` is an error once
+    the limit is passed. A reply that is not SSE raises on first iteration: the upstream's own
+    error when its body (``read_body()``) carries one, else a bad response naming what came."""
+    status, content_type = reply
+    if "text/event-stream" not in content_type:
+        json_object(status, await read_body(), None)
+        kind = content_type or "no type"
+        raise bad_response(f"the upstream answered a stream request with {kind}")
+    parser = SseParser(max_bytes)
+    try:
+        async for chunk in chunks:
+            for data in parser.feed(chunk):
+                yield SseEvent(data)
+    except SseTooLargeError:
+        raise too_large(max_bytes) from None

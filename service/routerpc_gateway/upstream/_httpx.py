@@ -40,22 +40,21 @@ import httpcore
 import httpx
 
 from routerpc_gateway.config import Settings
-from routerpc_gateway.errors import upstream_error
 from routerpc_gateway.upstream._aiohttp import client_error as _aiohttp_error
 from routerpc_gateway.upstream._base import (
     SseEvent,
-    bad_response,
-    decode_json,
     default_headers,
+    error_reply,
     interrupted,
     json_object,
     key_headers,
+    sse_events,
     stalled,
+    stream_headers,
     timed_out,
     too_large,
     unreachable,
 )
-from routerpc_gateway.upstream._sse import SseParser, SseTooLargeError
 
 __all__ = ["Flavour", "HttpxUpstream"]
 
@@ -335,38 +334,25 @@ class HttpxUpstream:
                     "POST",
                     "chat/completions",
                     content=body,
-                    headers={"Accept": "text/event-stream", **key_headers(api_key)},
+                    headers=stream_headers(api_key),
                 )
                 response = await self._client.send(request, stream=True)
                 started = True
                 try:
                     if response.status_code >= 400:
                         raw = await self._read_bounded(response)
-                        raise upstream_error(
-                            response.status_code,
-                            decode_json(response.status_code, raw),
-                            retry_after=response.headers.get("retry-after"),
+                        raise error_reply(
+                            response.status_code, raw, response.headers.get("retry-after")
                         )
-                    yield self._events(response)
+                    yield sse_events(
+                        (response.status_code, response.headers.get("content-type", "")),
+                        lambda: self._read_bounded(response),
+                        response.aiter_bytes(),
+                        self._max_bytes,
+                    )
                 finally:
                     await response.aclose()
         except TimeoutError:
             raise timed_out(seconds) from None
         except (httpx.TransportError, aiohttp.ClientError) as error:
             raise _transport_error(error, streaming=started) from None
-
-    async def _events(self, response: httpx.Response) -> AsyncIterator[SseEvent]:
-        content_type = response.headers.get("content-type", "")
-        if "text/event-stream" not in content_type:
-            raw = await self._read_bounded(response)
-            json_object(response.status_code, raw, None)
-            raise bad_response(
-                f"the upstream answered a stream request with {content_type or 'no type'}"
-            )
-        parser = SseParser(self._max_bytes)
-        try:
-            async for chunk in response.aiter_bytes():
-                for data in parser.feed(chunk):
-                    yield SseEvent(data)
-        except SseTooLargeError:
-            raise too_large(self._max_bytes) from None
