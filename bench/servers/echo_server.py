@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,7 +23,7 @@ import grpc
 import grpc.aio
 
 from bench import fixtures
-from bench.servers.loops import add_loop_argument, run
+from bench.servers.loops import add_loop_argument, run, serve_until_signalled
 from routerpc import pb
 
 _STOP: Any = 1  # FinishReason.FINISH_REASON_STOP (Any: stub enum types vary)
@@ -125,20 +124,9 @@ class EchoServicer(pb.RouterServiceServicer):
 
 
 async def serve(host: str, port: int, drip_ms: float) -> None:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     # Any: the stubs mark RPCs this bench does not serve as abstract (they answer UNIMPLEMENTED).
     servicer: Any = EchoServicer
-    pb.add_RouterServiceServicer_to_server(servicer(drip_ms), server)
-    server.add_insecure_port(f"{host}:{port}")
-    await server.start()
-    kind = type(asyncio.get_running_loop()).__module__.split(".", 1)[0]
-    print(f"echo server listening on {host}:{port} ({kind} loop)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(0.5)
+    await serve_until_signalled(servicer(drip_ms), host, port, "echo server")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The event loop a bench server runs on: the gateway's default (uvloop) unless told otherwise.
+"""How a bench gRPC server runs: on the gateway's default loop (uvloop) unless told otherwise,
+until SIGTERM or SIGINT.
 
 The floor and the ceiling are measured on the same loop as the gateway, so a ratio compares the
 gateway's own work and not two event loops.
@@ -8,8 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from collections.abc import Coroutine
 from typing import Any
+
+import grpc
+import grpc.aio
+
+from routerpc import pb
 
 LOOPS = ("uvloop", "asyncio")
 
@@ -28,3 +35,19 @@ def run(main: Coroutine[Any, Any, None], loop: str) -> None:
             runner.run(main)
     else:
         asyncio.run(main)
+
+
+async def serve_until_signalled(servicer: Any, host: str, port: int, label: str) -> None:
+    """Serve ``servicer`` as RouterService on ``host:port`` until SIGTERM or SIGINT."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    pb.add_RouterServiceServicer_to_server(servicer, server)
+    server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    loop = asyncio.get_running_loop()
+    kind = type(loop).__module__.split(".", 1)[0]
+    print(f"{label} listening on {host}:{port} ({kind} loop)", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(0.5)

@@ -17,9 +17,7 @@ speak h2c) and ``httpx-aiohttp`` (httpx over the ``httpx_aiohttp`` transport).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -29,7 +27,7 @@ import grpc.aio
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bench.servers.loops import add_loop_argument, run
+from bench.servers.loops import add_loop_argument, run, serve_until_signalled
 from routerpc import pb
 
 CLIENTS = ("aiohttp", "httpx", "httpx-http2", "httpx-aiohttp")
@@ -214,21 +212,12 @@ async def serve(host: str, port: int, upstream_url: str, client_name: str) -> No
         if client_name == "aiohttp"
         else HttpxClient(url, "bench-key", client_name)
     )
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     # Any: the stubs mark RPCs this bench does not serve as abstract (they answer UNIMPLEMENTED).
     servicer: Any = PassthroughServicer
-    pb.add_RouterServiceServicer_to_server(servicer(client), server)
-    server.add_insecure_port(f"{host}:{port}")
-    await server.start()
-    kind = type(asyncio.get_running_loop()).__module__.split(".", 1)[0]
-    print(f"passthrough ({client_name}, {kind} loop) listening on {host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(0.5)
-    await client.aclose()
+    try:
+        await serve_until_signalled(servicer(client), host, port, f"passthrough ({client_name})")
+    finally:
+        await client.aclose()
 
 
 def main() -> None:
