@@ -23,7 +23,7 @@ import grpc
 import grpc.aio
 
 from bench import fixtures
-from bench.servers.loops import add_loop_argument, run, serve_until_signalled
+from bench.servers.loops import add_loop_argument, run_loop, serve_until_signalled
 from routerpc import pb
 
 _STOP: Any = 1  # FinishReason.FINISH_REASON_STOP (Any: stub enum types vary)
@@ -138,7 +138,7 @@ def main() -> None:
     )
     add_loop_argument(parser)
     args = parser.parse_args()
-    run(serve(args.host, args.port, args.drip_ms), args.loop)
+    run_loop(serve(args.host, args.port, args.drip_ms), args.loop)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from collections.abc import Coroutine
 from typing import Any
 
 import grpc
 import grpc.aio
 
 from routerpc import pb
+from routerpc_gateway.loops import loop_kind, run_loop
+
+__all__ = ["LOOPS", "add_loop_argument", "run_loop", "serve_until_signalled"]
 
 LOOPS = ("uvloop", "asyncio")
 
@@ -27,27 +29,15 @@ def add_loop_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(main: Coroutine[Any, Any, None], loop: str) -> None:
-    if loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main)
-    else:
-        asyncio.run(main)
-
-
 async def serve_until_signalled(servicer: Any, host: str, port: int, label: str) -> None:
     """Serve ``servicer`` as RouterService on ``host:port`` until SIGTERM or SIGINT."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb.add_RouterServiceServicer_to_server(servicer, server)
     server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    loop = asyncio.get_running_loop()
-    kind = type(loop).__module__.split(".", 1)[0]
-    print(f"{label} listening on {host}:{port} ({kind} loop)", flush=True)
+    print(f"{label} listening on {host}:{port} ({loop_kind()} loop)", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(0.5)

@@ -27,7 +27,7 @@ import grpc.aio
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bench.servers.loops import add_loop_argument, run, serve_until_signalled
+from bench.servers.loops import add_loop_argument, run_loop, serve_until_signalled
 from routerpc import pb
 
 CLIENTS = ("aiohttp", "httpx", "httpx-http2", "httpx-aiohttp")
@@ -228,7 +228,7 @@ def main() -> None:
     parser.add_argument("--client", choices=CLIENTS, default="aiohttp")
     add_loop_argument(parser)
     args = parser.parse_args()
-    run(serve(args.host, args.port, args.upstream_url, args.client), args.loop)
+    run_loop(serve(args.host, args.port, args.upstream_url, args.client), args.loop)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from routerpc_gateway.config import Settings
     from routerpc_gateway.logs import configure_logging
-    from routerpc_gateway.server import run_loop, serve
+    from routerpc_gateway.loops import run_loop
+    from routerpc_gateway.server import serve
     from routerpc_gateway.workers import available_cpus, run_workers
 
     overrides: dict[str, Any] = {

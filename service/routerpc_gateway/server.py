@@ -13,7 +13,7 @@ import errno
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -27,6 +27,7 @@ from routerpc_gateway.auth import Admission, current_caller
 from routerpc_gateway.callers import CallersStore
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
+from routerpc_gateway.loops import loop_kind
 from routerpc_gateway.observe import ObservingInterceptor
 from routerpc_gateway.servicer import RouterServicer
 from routerpc_gateway.tracing import configure_tracing
@@ -35,30 +36,6 @@ from routerpc_gateway.upstream import create_upstream
 __all__ = ["serve", "server_options"]
 
 log = logging.getLogger("routerpc.gateway")
-
-
-def run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
-    """Run ``main`` to completion on a new loop of the configured kind.
-
-    uvloop's libuv loop spends less CPU per call than the standard loop for the same work
-    (the aiohttp upstream's sockets and timers, the task steps of every RPC); grpc.aio runs on
-    any asyncio loop. bench/RESULTS.md has the comparison.
-    """
-    if event_loop == "uvloop":
-        try:
-            import uvloop
-        except ImportError:  # no build for this platform (Windows): the standard loop serves
-            log.warning("uvloop is not installed here; using the asyncio event loop")
-        else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(main)
-            return
-    asyncio.run(main)
-
-
-def _loop_kind() -> str:
-    """The running loop's implementation ("uvloop" or "asyncio"), as operators see it."""
-    return type(asyncio.get_running_loop()).__module__.split(".", 1)[0]
 
 
 def start_metrics(settings: Settings, registry: Any = None) -> int | None:
@@ -179,10 +156,10 @@ async def serve(
                 settings.worker_index,
                 settings.host,
                 port,
-                _loop_kind(),
+                loop_kind(),
             )
         else:
-            log.info("routerpc listening on %s:%d (%s loop)", settings.host, port, _loop_kind())
+            log.info("routerpc listening on %s:%d (%s loop)", settings.host, port, loop_kind())
         if on_ready is not None:
             on_ready(port)
 
