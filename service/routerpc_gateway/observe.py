@@ -26,8 +26,6 @@ import grpc
 import grpc.aio
 from prometheus_client import Counter, Gauge, Histogram
 
-from routerpc_gateway.handlers import Handler, WrappedHandlers
-
 __all__ = [
     "REQUEST_ID_KEY",
     "CallRecord",
@@ -45,6 +43,7 @@ REQUEST_ID_KEY = "routerpc-request-id"
 
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _OPEN_PREFIX = "/grpc.health.v1.Health/"
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 RPCS = Counter("routerpc_rpcs_total", "RPCs by method and final gRPC code.", ["method", "code"])
 RPC_SECONDS = Histogram(
@@ -259,6 +258,29 @@ async def _admitted(admit: Admit, parse: Any, request: Any, context: Any) -> Any
 
 async def _admit_everyone(context: Any) -> None:
     return None
+
+
+class WrappedHandlers:
+    """Each method's wrapped handler, built on its first call and reused after that.
+
+    grpc.aio asks every interceptor for the handler on every RPC. Building the wrapping closures
+    and a new ``RpcMethodHandler`` each time is per-call work that buys nothing: the inner
+    handler of a method is the same object call after call. The cache is keyed by method and
+    checked against the inner handler, so it holds one entry per registered method (unknown
+    methods have no handler and never get here).
+    """
+
+    def __init__(self, wrap: Callable[[Handler, str], Handler]) -> None:
+        self._wrap = wrap
+        self._cache: dict[str, tuple[Handler, Handler]] = {}
+
+    def __call__(self, method: str, handler: Handler) -> Handler:
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._cache[method] = (handler, wrapped)
+        return wrapped
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
