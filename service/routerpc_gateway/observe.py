@@ -256,10 +256,6 @@ async def _admitted(admit: Admit, parse: Any, request: Any, context: Any) -> Any
     return request if parse is None else await _decoded(parse, request, context)
 
 
-async def _admit_everyone(context: Any) -> None:
-    return None
-
-
 class WrappedHandlers:
     """Each method's wrapped handler, built on its first call and reused after that.
 
@@ -291,7 +287,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
     call and an extra async-generator hop per streamed message.
     """
 
-    def __init__(self, caller_of: Callable[[], str], admit: Admit = _admit_everyone) -> None:
+    def __init__(self, caller_of: Callable[[], str], admit: Admit) -> None:
         self._caller_of = caller_of
         self._admit = admit
         self._wrapped = WrappedHandlers(self._wrap)
