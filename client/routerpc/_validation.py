@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import protovalidate
@@ -17,6 +18,8 @@ from google.protobuf.message import Message
 
 from routerpc._errors import FieldViolation, InvalidArgumentError
 from routerpc._gen.buf.validate import validate_pb2
+from routerpc._message_rules import MessageRule, python_rules
+from routerpc._twins import twin_of
 
 __all__ = ["VALIDATION_REASON", "field_violations", "validate"]
 
@@ -70,76 +73,156 @@ def _json_values(value: Any, where: str) -> Iterator[tuple[str, float]]:
 _JSON_TYPES = frozenset(
     {"google.protobuf.Struct", "google.protobuf.ListValue", "google.protobuf.Value"}
 )
-_json_fields: dict[str, frozenset[str]] = {}
+_NOT_JSON = "must be a finite number (NaN and Infinity are not JSON)"
+
+# Where a violation sits, for ordering: per path element, the field's position in its message's
+# declaration and its subscript (-1 for the field itself, the index of a list item, 0 for any
+# map entry, whose order the engine keeps).
+_Key = tuple[tuple[int, int], ...]
 
 
-def _fields_reaching_json(descriptor: Descriptor) -> frozenset[str]:
-    """Names of the message fields of ``descriptor`` that are, or may contain, JSON values.
+@dataclass(frozen=True, slots=True)
+class _Field:
+    position: int
+    json: bool  # a Struct, ListValue or Value
+    shape: str  # "single", "list" or "map" (a map of messages)
+    plan: _Plan | None  # the message type's own plan (None for JSON values)
 
-    Computed once per message type, so a request without any JSON field costs one dict lookup
-    per message visited instead of a walk over every field it holds.
-    """
-    cached = _json_fields.get(descriptor.full_name)
-    if cached is not None:
-        return cached
-    _json_fields[descriptor.full_name] = frozenset()  # a recursive type reaches itself
-    names = set()
-    for field in descriptor.fields:
+
+@dataclass(slots=True)
+class _Plan:
+    """What the Python walk does on one message type: the message-level rules evaluated here
+    (``_message_rules``) and the fields worth entering (JSON values, or messages whose type, or
+    a type inside it, has such rules). Built once per type."""
+
+    rules: tuple[MessageRule, ...]
+    fields: dict[str, _Field]
+
+
+_plans: dict[str, _Plan] = {}
+
+
+def _plan(descriptor: Descriptor) -> _Plan:
+    found = _plans.get(descriptor.full_name)
+    if found is not None:
+        return found
+    plan = _plans[descriptor.full_name] = _Plan(tuple(python_rules(descriptor)), {})
+    for position, field in enumerate(descriptor.fields):  # a recursive type sees itself
         kind = field.message_type
-        if kind is None or kind.GetOptions().map_entry:
+        if kind is None:
             continue
-        if kind.full_name in _JSON_TYPES or _fields_reaching_json(kind):
-            names.add(field.name)
-    found = _json_fields[descriptor.full_name] = frozenset(names)
-    return found
+        shape = "list" if field.is_repeated else "single"
+        if kind.GetOptions().map_entry:
+            kind = kind.fields_by_name["value"].message_type
+            if kind is None:
+                continue
+            shape = "map"
+        if kind.full_name in _JSON_TYPES:
+            plan.fields[field.name] = _Field(position, True, shape, None)
+        else:
+            inner = _plan(kind)
+            if inner.rules or inner.fields or inner is plan:
+                plan.fields[field.name] = _Field(position, False, shape, inner)
+    return plan
 
 
-def _fields(message: Message, prefix: str) -> Iterator[tuple[str, Message]]:
-    for name in _fields_reaching_json(cast(Descriptor, message.DESCRIPTOR)):
-        value: Any = getattr(message, name)
-        if isinstance(value, Message):
-            if message.HasField(name):
-                yield prefix + name, value
-        else:  # a repeated message field
-            for index, item in enumerate(value):
-                yield f"{prefix}{name}[{index}]", item
+def _subscript(key: Any) -> str:
+    """A map key as ``_path`` writes it."""
+    return f"[{key!r}]" if isinstance(key, str) else f"[{str(key).lower()}]"
 
 
-def non_finite_numbers(message: Message, prefix: str = "") -> list[FieldViolation]:
+class _Walk:
+    """One pass over the set fields a plan names: NaN and infinities in JSON values, and the
+    message-level rules evaluated in Python."""
+
+    def __init__(self) -> None:
+        self.not_json: list[FieldViolation] = []
+        self.broken: list[tuple[_Key, FieldViolation]] = []
+
+    def message(self, message: Any, plan: _Plan, path: str, key: _Key) -> None:
+        for rule in plan.rules:
+            if not rule.holds(message):
+                where = path
+                if rule.rule_id in _RULE_FIELDS:
+                    where = ".".join(filter(None, (path, _RULE_FIELDS[rule.rule_id])))
+                self.broken.append((key, FieldViolation(where, rule.message, rule.rule_id)))
+        if not plan.fields:
+            return
+        prefix = f"{path}." if path else ""
+        for descriptor, value in message.ListFields():
+            field = plan.fields.get(descriptor.name)
+            if field is None:
+                continue
+            name = prefix + descriptor.name
+            if field.shape == "single":
+                self.item(value, field, name, (*key, (field.position, -1)))
+            elif field.shape == "list":
+                for index, item in enumerate(value):
+                    self.item(item, field, f"{name}[{index}]", (*key, (field.position, index)))
+            else:
+                for map_key, item in value.items():
+                    self.item(item, field, name + _subscript(map_key), (*key, (field.position, 0)))
+
+    def item(self, value: Any, field: _Field, path: str, key: _Key) -> None:
+        if field.plan is not None:
+            self.message(value, field.plan, path, key)
+            return
+        self.not_json += [
+            FieldViolation(where, _NOT_JSON, "json.finite")
+            for where, number in _json_values(value, path)
+            if not math.isfinite(number)
+        ]
+
+
+def non_finite_numbers(message: Message) -> list[FieldViolation]:
     """JSON fields (Struct, ListValue, Value) holding NaN or an infinity.
 
     The wire format carries them, but they are not JSON, and protobuf cannot even re-serialize
-    them into a Struct, so they are reported here, before any rule engine or conversion runs.
+    them into a Struct, so they are reported on their own, before any rule engine or conversion
+    runs.
     """
-    found: list[FieldViolation] = []
-    for path, item in _fields(message, prefix):
-        if isinstance(item, struct_pb2.Struct | struct_pb2.ListValue | struct_pb2.Value):
-            found += [
-                FieldViolation(
-                    where, "must be a finite number (NaN and Infinity are not JSON)", "json.finite"
-                )
-                for where, number in _json_values(item, path)
-                if not math.isfinite(number)
-            ]
-        else:
-            found += non_finite_numbers(item, path + ".")
-    return found
+    walk = _Walk()
+    walk.message(message, _plan(cast(Descriptor, message.DESCRIPTOR)), "", ())
+    return walk.not_json
+
+
+def _engine_key(root: Descriptor, violation: validate_pb2.Violation) -> _Key:
+    key = []
+    descriptor: Descriptor | None = root
+    for element in violation.field.elements:
+        if descriptor is None:
+            break
+        field = descriptor.fields_by_number[element.field_number]
+        subscript = element.WhichOneof("subscript")
+        sub = -1 if subscript is None else element.index if subscript == "index" else 0
+        key.append((descriptor.fields.index(field), sub))
+        descriptor = field.message_type
+        if descriptor is not None and descriptor.GetOptions().map_entry:
+            descriptor = descriptor.fields_by_name["value"].message_type
+    return tuple(key)
 
 
 def field_violations(message: Message) -> list[FieldViolation]:
-    """Every rule ``message`` breaks, as dotted field paths with a readable description."""
-    found = non_finite_numbers(message)
-    if found:
-        return found  # protovalidate would fail to serialize the message at all
-    for violation in _validator.collect_violations(message):
+    """Every rule ``message`` breaks, as dotted field paths with a readable description, in the
+    engine's order: depth first, a message's own rules before its fields'."""
+    root = cast(Descriptor, message.DESCRIPTOR)
+    walk = _Walk()
+    walk.message(message, _plan(root), "", ())
+    if walk.not_json:
+        return walk.not_json  # protovalidate would fail to serialize the message at all
+    found = walk.broken
+    ours = len(found)
+    for violation in _validator.collect_violations(twin_of(message)):
         # protovalidate reports with its own protobuf runtime; re-read it as a google.protobuf
         # message so the rest of the code uses one API.
         proto = validate_pb2.Violation.FromString(violation.proto.to_binary())
         path = _path(proto)
         if proto.rule_id in _RULE_FIELDS:
             path = ".".join(filter(None, (path, _RULE_FIELDS[proto.rule_id])))
-        found.append(FieldViolation(path, proto.message, proto.rule_id))
-    return found
+        found.append((_engine_key(root, proto), FieldViolation(path, proto.message, proto.rule_id)))
+    if ours and len(found) > 1:
+        found.sort(key=lambda pair: pair[0])  # stable: same place, engine's order kept
+    return [violation for _, violation in found]
 
 
 def validate(message: Message) -> None:
