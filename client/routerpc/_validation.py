@@ -2,6 +2,11 @@
 
 The builder runs these rules in ``build()`` and the gateway runs them before any I/O, so a request
 the gateway would reject never leaves the caller, and both report the same field paths.
+
+The rules run in two places, for speed, with one verdict: protovalidate's native engine checks
+a protobuf-py twin of the message (``_twins``), and the contract's message-level CEL rules, which
+cost the engine most, are evaluated by one Python walk (``_message_rules``) that also finds
+NaN and infinities in JSON fields. Violations come back in the engine's own order.
 """
 
 from __future__ import annotations
