@@ -15,10 +15,10 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from routerpc import FieldViolation, pb
+from routerpc import FieldViolation, _twins, pb
 from routerpc._gen.buf.validate import validate_pb2
 from routerpc._message_rules import python_rules, taken_over
-from routerpc._validation import _RULE_FIELDS, _path, _validator, field_violations
+from routerpc._validation import _RULE_FIELDS, _path, _validator, field_violations, prepare
 
 
 def _reference(message: Message) -> list[FieldViolation]:
@@ -205,7 +205,8 @@ def _holder() -> Any:
         holder.field.add(
             name="single", number=3, type=11, label=1, type_name=".routerpc.v1.Reasoning"
         )
-        file = pool.Add(proto)
+        pool.Add(proto)
+        file = pool.FindFileByName(name)
     return message_factory.GetMessageClass(file.message_types_by_name["Holder"])
 
 
@@ -217,3 +218,15 @@ def test_rules_inside_maps_and_lists_of_messages_are_found() -> None:
     )
     found = _agree(message)
     assert [v.field for v in found] == ["by_name['a']", "listed[0]", "listed[1]", "single"]
+
+
+def test_preparing_covers_every_request_type_of_the_service() -> None:
+    service = pb.ROUTER_SERVICE_FILE.services_by_name["RouterService"]
+    prepared = prepare(method.input_type for method in service.methods)
+    assert sorted(prepared) == sorted({m.input_type.full_name for m in service.methods})
+    assert "routerpc.v1.StreamChatRequest" in prepared
+    # The twins those types need exist now: a first call has nothing left to build.
+    built = dict(_twins._files)
+    for method in service.methods:
+        field_violations(message_factory.GetMessageClass(method.input_type)())
+    assert _twins._files == built
