@@ -16,6 +16,7 @@ those), so the engine does not evaluate them a second time.
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any, cast
 
 from google.protobuf import descriptor_pb2
@@ -28,10 +29,11 @@ from protobuf._codegen import file_desc
 from routerpc._gen.buf.validate import validate_pb2
 from routerpc._message_rules import taken_over
 
-__all__ = ["twin_of"]
+__all__ = ["twin_class", "twin_of"]
 
 _files: dict[str, DescFile] = {}
 _classes: dict[str, type[TwinMessage]] = {}
+_building = threading.Lock()  # the sync client may validate from several threads at once
 
 
 def _shipped(name: str) -> DescFile | None:
@@ -86,7 +88,8 @@ def twin_class(descriptor: Descriptor) -> type[TwinMessage]:
     """The protobuf-py class of the message type ``descriptor`` (built once per file)."""
     found = _classes.get(descriptor.full_name)
     if found is None:
-        _file(descriptor.file)
+        with _building:
+            _file(descriptor.file)
         found = _classes[descriptor.full_name]
     return found
 

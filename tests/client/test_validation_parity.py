@@ -9,6 +9,8 @@ descriptor included. Both must agree on every violation, its path, text, reason 
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -230,3 +232,38 @@ def test_preparing_covers_every_request_type_of_the_service() -> None:
     for method in service.methods:
         field_violations(message_factory.GetMessageClass(method.input_type)())
     assert _twins._files == built
+
+
+_FIRST_USE_FROM_THREADS = """
+import threading
+from routerpc import pb
+from routerpc._validation import field_violations
+
+request = pb.ChatRequest(model="openai/gpt-4o", messages=[pb.Message(role=5, text="x")])
+barrier = threading.Barrier(8)
+verdicts = []
+
+def first_validation():
+    barrier.wait()
+    verdicts.append([v.reason for v in field_violations(request)])
+
+threads = [threading.Thread(target=first_validation) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(verdicts)
+"""
+
+
+def test_first_validations_racing_in_threads_all_get_the_verdict() -> None:
+    # A fresh interpreter: the twins are built by whichever thread comes first.
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_USE_FROM_THREADS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([["message.tool_call_id_required"]] * 8)
