@@ -82,25 +82,26 @@ class MessageRule:
     holds: Callable[[Any], bool]
 
 
-def _cel_rules(options: Any) -> list[Any]:
-    """The ``(buf.validate.message).cel`` rules in a message's options (either runtime's)."""
-    if not options.HasExtension(validate_pb2.message):
-        return []
-    return list(options.Extensions[validate_pb2.message].cel)
+def _equivalent(type_name: str, rule_id: str, expression: str) -> Callable[[Any], bool] | None:
+    """The Python test written for exactly this rule, if there is one."""
+    found = _EQUIVALENTS.get((type_name, rule_id))
+    return found[1] if found is not None and found[0] == expression else None
 
 
 def python_rules(descriptor: Descriptor) -> list[MessageRule]:
     """The message-level rules of ``descriptor`` that match an equivalent here, in the order
     the contract declares them."""
+    options = descriptor.GetOptions()
+    if not options.HasExtension(validate_pb2.message):
+        return []
     found = []
-    for rule in _cel_rules(descriptor.GetOptions()):
-        equivalent = _EQUIVALENTS.get((descriptor.full_name, rule.id))
-        if equivalent is not None and equivalent[0] == rule.expression:
-            found.append(MessageRule(rule.id, rule.message, equivalent[1]))
+    for rule in options.Extensions[validate_pb2.message].cel:
+        holds = _equivalent(descriptor.full_name, rule.id, rule.expression)
+        if holds is not None:
+            found.append(MessageRule(rule.id, rule.message, holds))
     return found
 
 
 def taken_over(type_name: str, rule_id: str, expression: str) -> bool:
     """Whether the engine may skip this rule because :func:`python_rules` evaluates it."""
-    equivalent = _EQUIVALENTS.get((type_name, rule_id))
-    return equivalent is not None and equivalent[0] == expression
+    return _equivalent(type_name, rule_id, expression) is not None

@@ -44,19 +44,31 @@ _RULE_FIELDS = {
 }
 
 
+def _subscript(key: Any) -> str:
+    """A list index or map key as a path writes it: ``[2]``, ``['name']``, ``[true]``."""
+    return f"[{key!r}]" if isinstance(key, str) else f"[{str(key).lower()}]"
+
+
 def _path(violation: validate_pb2.Violation) -> str:
     parts: list[str] = []
     for element in violation.field.elements:
-        name = element.field_name
         subscript = element.WhichOneof("subscript")
-        if subscript == "index":
-            name += f"[{element.index}]"
-        elif subscript == "string_key":
-            name += f"[{element.string_key!r}]"
-        elif subscript is not None:
-            name += f"[{str(getattr(element, subscript)).lower()}]"
-        parts.append(name)
+        suffix = "" if subscript is None else _subscript(getattr(element, subscript))
+        parts.append(element.field_name + suffix)
     return ".".join(parts)
+
+
+def _at_rule_field(path: str, rule_id: str) -> str:
+    """``path`` extended by the field a message-level rule polices (``_RULE_FIELDS``)."""
+    field = _RULE_FIELDS.get(rule_id)
+    return path if field is None else ".".join(filter(None, (path, field)))
+
+
+def _reported(violation: validate_pb2.Violation) -> FieldViolation:
+    """An engine violation as the field path, text and reason callers see."""
+    return FieldViolation(
+        _at_rule_field(_path(violation), violation.rule_id), violation.message, violation.rule_id
+    )
 
 
 def _json_values(value: Any, where: str) -> Iterator[tuple[str, float]]:
@@ -88,10 +100,9 @@ _Key = tuple[tuple[int, int], ...]
 
 @dataclass(frozen=True, slots=True)
 class _Field:
-    position: int
-    json: bool  # a Struct, ListValue or Value
+    position: int  # in its message's declaration
     shape: str  # "single", "list" or "map" (a map of messages)
-    plan: _Plan | None  # the message type's own plan (None for JSON values)
+    plan: _Plan | None  # the message type's own plan; None for a JSON value
 
 
 @dataclass(slots=True)
@@ -112,7 +123,7 @@ def _plan(descriptor: Descriptor) -> _Plan:
     if found is not None:
         return found
     plan = _plans[descriptor.full_name] = _Plan(tuple(python_rules(descriptor)), {})
-    for position, field in enumerate(descriptor.fields):  # a recursive type sees itself
+    for field in descriptor.fields:  # a recursive type sees its own plan, still being filled
         kind = field.message_type
         if kind is None:
             continue
@@ -123,17 +134,12 @@ def _plan(descriptor: Descriptor) -> _Plan:
                 continue
             shape = "map"
         if kind.full_name in _JSON_TYPES:
-            plan.fields[field.name] = _Field(position, True, shape, None)
+            plan.fields[field.name] = _Field(field.index, shape, None)
         else:
             inner = _plan(kind)
             if inner.rules or inner.fields or inner is plan:
-                plan.fields[field.name] = _Field(position, False, shape, inner)
+                plan.fields[field.name] = _Field(field.index, shape, inner)
     return plan
-
-
-def _subscript(key: Any) -> str:
-    """A map key as ``_path`` writes it."""
-    return f"[{key!r}]" if isinstance(key, str) else f"[{str(key).lower()}]"
 
 
 class _Walk:
@@ -147,9 +153,7 @@ class _Walk:
     def message(self, message: Any, plan: _Plan, path: str, key: _Key) -> None:
         for rule in plan.rules:
             if not rule.holds(message):
-                where = path
-                if rule.rule_id in _RULE_FIELDS:
-                    where = ".".join(filter(None, (path, _RULE_FIELDS[rule.rule_id])))
+                where = _at_rule_field(path, rule.rule_id)
                 self.broken.append((key, FieldViolation(where, rule.message, rule.rule_id)))
         if not plan.fields:
             return
@@ -179,18 +183,6 @@ class _Walk:
         ]
 
 
-def non_finite_numbers(message: Message) -> list[FieldViolation]:
-    """JSON fields (Struct, ListValue, Value) holding NaN or an infinity.
-
-    The wire format carries them, but they are not JSON, and protobuf cannot even re-serialize
-    them into a Struct, so they are reported on their own, before any rule engine or conversion
-    runs.
-    """
-    walk = _Walk()
-    walk.message(message, _plan(cast(Descriptor, message.DESCRIPTOR)), "", ())
-    return walk.not_json
-
-
 def _engine_key(root: Descriptor, violation: validate_pb2.Violation) -> _Key:
     key = []
     descriptor: Descriptor | None = root
@@ -200,7 +192,7 @@ def _engine_key(root: Descriptor, violation: validate_pb2.Violation) -> _Key:
         field = descriptor.fields_by_number[element.field_number]
         subscript = element.WhichOneof("subscript")
         sub = -1 if subscript is None else element.index if subscript == "index" else 0
-        key.append((descriptor.fields.index(field), sub))
+        key.append((field.index, sub))
         descriptor = field.message_type
         if descriptor is not None and descriptor.GetOptions().map_entry:
             descriptor = descriptor.fields_by_name["value"].message_type
@@ -214,17 +206,16 @@ def field_violations(message: Message) -> list[FieldViolation]:
     walk = _Walk()
     walk.message(message, _plan(root), "", ())
     if walk.not_json:
-        return walk.not_json  # protovalidate would fail to serialize the message at all
+        # Not JSON, and protobuf cannot even re-serialize them into a Struct: reported on
+        # their own, before the engine or any conversion sees the message.
+        return walk.not_json
     found = walk.broken
     ours = len(found)
     for violation in _validator.collect_violations(twin_of(message)):
         # protovalidate reports with its own protobuf runtime; re-read it as a google.protobuf
         # message so the rest of the code uses one API.
         proto = validate_pb2.Violation.FromString(violation.proto.to_binary())
-        path = _path(proto)
-        if proto.rule_id in _RULE_FIELDS:
-            path = ".".join(filter(None, (path, _RULE_FIELDS[proto.rule_id])))
-        found.append((_engine_key(root, proto), FieldViolation(path, proto.message, proto.rule_id)))
+        found.append((_engine_key(root, proto), _reported(proto)))
     if ours and len(found) > 1:
         found.sort(key=lambda pair: pair[0])  # stable: same place, engine's order kept
     return [violation for _, violation in found]

@@ -20,19 +20,15 @@ from google.protobuf.message import Message
 from routerpc import FieldViolation, _twins, pb
 from routerpc._gen.buf.validate import validate_pb2
 from routerpc._message_rules import python_rules, taken_over
-from routerpc._validation import _RULE_FIELDS, _path, _validator, field_violations, prepare
+from routerpc._validation import _reported, _validator, field_violations, prepare
 
 
 def _reference(message: Message) -> list[FieldViolation]:
     """protovalidate on the google.protobuf message itself: the contract, every rule."""
-    found = []
-    for violation in _validator.collect_violations(message):
-        proto = validate_pb2.Violation.FromString(violation.proto.to_binary())
-        path = _path(proto)
-        if proto.rule_id in _RULE_FIELDS:
-            path = ".".join(filter(None, (path, _RULE_FIELDS[proto.rule_id])))
-        found.append(FieldViolation(path, proto.message, proto.rule_id))
-    return found
+    return [
+        _reported(validate_pb2.Violation.FromString(violation.proto.to_binary()))
+        for violation in _validator.collect_violations(message)
+    ]
 
 
 def _agree(message: Message) -> list[FieldViolation]:
