@@ -31,8 +31,10 @@ from gateway_e2e import (
     describe_error,
     launch_emulator,
     launch_gateway,
+    single_attempt_gateway,
     stop_process,
 )
+from h2_upstream import H2Upstream
 
 from routerpc import RouterClient
 
@@ -75,29 +77,16 @@ def gateway(
 ) -> Iterator[Gateway]:
     # One attempt per call, so each error test sees exactly one upstream exchange; retries have
     # their own gateways in test_gateway_retries.py.
-    gw = launch_gateway(
-        logs_dir / f"gateway-{upstream_client}.log",
-        "--upstream-client",
-        upstream_client,
-        "--max-attempts",
-        "1",
-        upstream_url=emulator.base_url,
-        key=canary_key,
-    )
-    try:
+    with single_attempt_gateway(
+        logs_dir / f"gateway-{upstream_client}.log", upstream_client, emulator.base_url, canary_key
+    ) as gw:
         yield gw
-    finally:
-        stop_process(gw.process)
 
 
 @pytest.fixture(scope="session")
 def recording_upstream() -> Iterator[RecordingUpstream]:
-    upstream = RecordingUpstream()
-    upstream.start()
-    try:
+    with RecordingUpstream() as upstream:
         yield upstream
-    finally:
-        upstream.stop()
 
 
 @pytest.fixture(scope="session")
@@ -105,19 +94,20 @@ def recorded_gateway(
     logs_dir: Path, recording_upstream: RecordingUpstream, canary_key: str, upstream_client: str
 ) -> Iterator[Gateway]:
     """A second gateway process whose upstream is the in-test recording server."""
-    gw = launch_gateway(
+    with single_attempt_gateway(
         logs_dir / f"recorded-gateway-{upstream_client}.log",
-        "--upstream-client",
         upstream_client,
-        "--max-attempts",
-        "1",
-        upstream_url=recording_upstream.base_url,
-        key=canary_key,
-    )
-    try:
+        recording_upstream.base_url,
+        canary_key,
+    ) as gw:
         yield gw
-    finally:
-        stop_process(gw.process)
+
+
+@pytest.fixture(scope="module")
+def h2_upstream() -> Iterator[H2Upstream]:
+    """The HTTP/2 test upstream (``h2_upstream.py``), one per test module that asks for it."""
+    with H2Upstream() as server:
+        yield server
 
 
 @pytest.fixture

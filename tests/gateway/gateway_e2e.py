@@ -16,10 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import grpc
 import httpx
@@ -193,6 +193,27 @@ def launch_gateway(
     )
 
 
+@contextlib.contextmanager
+def single_attempt_gateway(
+    log_path: Path, upstream_client: str, upstream_url: str, key: str
+) -> Iterator[Gateway]:
+    """A gateway making one upstream attempt per call (so a test sees exactly the exchanges its
+    calls cause), stopped when the block ends."""
+    gw = launch_gateway(
+        log_path,
+        "--upstream-client",
+        upstream_client,
+        "--max-attempts",
+        "1",
+        upstream_url=upstream_url,
+        key=key,
+    )
+    try:
+        yield gw
+    finally:
+        stop_process(gw.process)
+
+
 # Recording upstream ---------------------------------------------------------------------------
 
 
@@ -268,6 +289,13 @@ class ThreadedServer:
                 self._loop.call_soon_threadsafe(self._stopped.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @dataclass

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_e2e import Emulator, Gateway, launch_gateway, seed_request, stop_process
+from gateway_e2e import (
+    Emulator,
+    Gateway,
+    seed_request,
+    single_attempt_gateway,
+)
 from h2_upstream import HANG, H2Exchange, H2Upstream, echo_text, status_model
 
 from routerpc import (
@@ -33,30 +38,11 @@ RESET_BOUND_S = 5.0
 
 
 @pytest.fixture(scope="module")
-def h2_upstream() -> Iterator[H2Upstream]:
-    server = H2Upstream()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def h2_gateway(logs_dir: Path, h2_upstream: H2Upstream, canary_key: str) -> Iterator[Gateway]:
-    gw = launch_gateway(
-        logs_dir / "gateway-httpx-http2.log",
-        "--upstream-client",
-        "httpx-http2",
-        "--max-attempts",
-        "1",
-        upstream_url=h2_upstream.base_url,
-        key=canary_key,
-    )
-    try:
+    with single_attempt_gateway(
+        logs_dir / "gateway-httpx-http2.log", "httpx-http2", h2_upstream.base_url, canary_key
+    ) as gw:
         yield gw
-    finally:
-        stop_process(gw.process)
 
 
 @pytest.fixture

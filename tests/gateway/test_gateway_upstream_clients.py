@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,16 +132,6 @@ class Http1Upstream:
         return web.json_response({"error": {"code": 404, "message": "not here"}}, status=404)
 
 
-@pytest.fixture(scope="module")
-def h2_server() -> Iterator[H2Upstream]:
-    server = H2Upstream()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 async def http1_server() -> AsyncIterator[Http1Upstream]:
     upstream = Http1Upstream()
@@ -180,12 +170,12 @@ class Target:
 
 @pytest.fixture(params=CLIENTS)
 async def target(
-    request: pytest.FixtureRequest, h2_server: H2Upstream, http1_server: Http1Upstream
+    request: pytest.FixtureRequest, h2_upstream: H2Upstream, http1_server: Http1Upstream
 ) -> Target:
     client: str = request.param
     if client == "httpx-http2":
-        h2_server.clear()
-        return Target(client, h2_server.base_url, h2_server, None)
+        h2_upstream.clear()
+        return Target(client, h2_upstream.base_url, h2_upstream, None)
     return Target(client, http1_server.base_url, None, http1_server)
 
 
@@ -311,22 +301,22 @@ async def test_trickling_stream_is_bounded_by_the_call_budget_not_by_read_timeou
 
 
 async def test_http2_answer_that_ends_the_stream_before_the_whole_body_was_sent_is_read(
-    h2_server: H2Upstream,
+    h2_upstream: H2Upstream,
 ) -> None:
     """RFC 9113 section 8.1: an upstream may answer early and reset the stream with NO_ERROR.
     The body is larger than the initial flow-control window, so the client is still sending
     (waiting for window) when the answer and the reset arrive."""
-    h2_server.clear()
-    h2_server.answer_early = True
-    upstream = create_upstream(_settings(h2_server.base_url, "httpx-http2"))
+    h2_upstream.clear()
+    h2_upstream.answer_early = True
+    upstream = create_upstream(_settings(h2_upstream.base_url, "httpx-http2"))
     try:
         reply = await upstream.chat(_body("test/echo", text="y" * 100_000), seconds=10)
     finally:
-        h2_server.answer_early = False
+        h2_upstream.answer_early = False
         await upstream.aclose()
 
     assert reply["choices"][0]["message"]["content"] == "Early!"
-    assert [e.path for e in h2_server.snapshot()] == ["/api/v1/chat/completions"]
+    assert [e.path for e in h2_upstream.snapshot()] == ["/api/v1/chat/completions"]
 
 
 @pytest.mark.parametrize("client", HTTP1_CLIENTS)
