@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +184,16 @@ async def _drain(upstream: Upstream, body: bytes, seconds: float) -> list[str]:
         return [event.data async for event in events]
 
 
+async def _failure(upstream: Upstream, call: Callable[[Upstream], Awaitable[Any]]) -> GatewayError:
+    """The gateway error ``call(upstream)`` raises; the client is closed either way."""
+    try:
+        with pytest.raises(GatewayError) as info:
+            await call(upstream)
+    finally:
+        await upstream.aclose()
+    return info.value
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -206,37 +216,28 @@ async def test_every_client_answers_a_unary_call_and_a_stream(target: Target) ->
 
 
 async def test_reply_over_the_size_limit_is_resource_exhausted(target: Target) -> None:
-    upstream = target.upstream()
-    try:
-        with pytest.raises(GatewayError) as info:
-            await upstream.chat(_body(BIG), seconds=10)
-    finally:
-        await upstream.aclose()
+    error = await _failure(
+        target.upstream(), lambda upstream: upstream.chat(_body(BIG), seconds=10)
+    )
 
-    assert info.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert info.value.reason == "UPSTREAM_RESPONSE_TOO_LARGE"
+    assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.reason == "UPSTREAM_RESPONSE_TOO_LARGE"
 
 
 async def test_streamed_event_over_the_size_limit_is_resource_exhausted(target: Target) -> None:
-    upstream = target.upstream()
-    try:
-        with pytest.raises(GatewayError) as info:
-            await _drain(upstream, _body(BIG, stream=True), 10)
-    finally:
-        await upstream.aclose()
+    error = await _failure(
+        target.upstream(), lambda upstream: _drain(upstream, _body(BIG, stream=True), 10)
+    )
 
-    assert info.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_redirect_is_an_error_and_is_never_followed(target: Target) -> None:
-    upstream = target.upstream()
-    try:
-        with pytest.raises(GatewayError) as info:
-            await upstream.chat(_body(REDIRECT), seconds=10)
-    finally:
-        await upstream.aclose()
+    error = await _failure(
+        target.upstream(), lambda upstream: upstream.chat(_body(REDIRECT), seconds=10)
+    )
 
-    assert info.value.metadata.get("httpStatus") == "307"
+    assert error.metadata.get("httpStatus") == "307"
     assert "/api/v1/redirected" not in target.requested_paths()
     assert target.requested_paths() == ["/api/v1/chat/completions"]
 
@@ -262,42 +263,35 @@ async def test_proxy_variables_in_the_environment_are_ignored(
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_refused_connection_is_unavailable_unreachable(client: str) -> None:
     base_url = f"http://127.0.0.1:{_closed_port()}/api/v1"
-    upstream = create_upstream(_settings(base_url, client))
-    try:
-        with pytest.raises(GatewayError) as info:
-            await upstream.chat(_body("test/echo"), seconds=10)
-    finally:
-        await upstream.aclose()
+    error = await _failure(
+        create_upstream(_settings(base_url, client)),
+        lambda upstream: upstream.chat(_body("test/echo"), seconds=10),
+    )
 
-    assert info.value.code is grpc.StatusCode.UNAVAILABLE
-    assert info.value.reason == "UPSTREAM_UNREACHABLE"
+    assert error.code is grpc.StatusCode.UNAVAILABLE
+    assert error.reason == "UPSTREAM_UNREACHABLE"
 
 
 async def test_stream_cut_midway_is_unavailable_interrupted(target: Target) -> None:
-    upstream = target.upstream()
-    try:
-        with pytest.raises(GatewayError) as info:
-            await _drain(upstream, _body(CUT, stream=True), 10)
-    finally:
-        await upstream.aclose()
+    error = await _failure(
+        target.upstream(), lambda upstream: _drain(upstream, _body(CUT, stream=True), 10)
+    )
 
-    assert info.value.code is grpc.StatusCode.UNAVAILABLE
-    assert info.value.reason == "STREAM_INTERRUPTED"
+    assert error.code is grpc.StatusCode.UNAVAILABLE
+    assert error.reason == "STREAM_INTERRUPTED"
 
 
 async def test_trickling_stream_is_bounded_by_the_call_budget_not_by_read_timeouts(
     target: Target,
 ) -> None:
     # Keep-alives every 50 ms never let the 120 s read timeout fire: only the budget ends it.
-    upstream = target.upstream(read_timeout=120.0)
-    try:
-        with pytest.raises(GatewayError) as info:
-            await _drain(upstream, _body(HANG, stream=True), 0.5)
-    finally:
-        await upstream.aclose()
+    error = await _failure(
+        target.upstream(read_timeout=120.0),
+        lambda upstream: _drain(upstream, _body(HANG, stream=True), 0.5),
+    )
 
-    assert info.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
-    assert info.value.reason == "UPSTREAM_TIMEOUT"
+    assert error.code is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert error.reason == "UPSTREAM_TIMEOUT"
 
 
 async def test_http2_answer_that_ends_the_stream_before_the_whole_body_was_sent_is_read(
