@@ -39,6 +39,13 @@ SSE_HEADERS: Mapping[str, str] = {
 }
 PIECES_BEFORE_FAILURE = 2
 """Content pieces delivered before ``mid-stream-error``/``cut-stream`` strike."""
+CUT_STALL_S = 0.1
+"""How long a ``cut-stream`` stream goes quiet before its connection is reset.
+
+A crashing upstream rarely dies within microseconds of its last write. Without the stall the reset
+can overtake pieces the reader has received but not yet consumed (aiohttp's reader, for one,
+raises the reset before handing over what it buffered), and which pieces a test sees would be
+down to scheduling."""
 
 OnFinished = Callable[[Completion, Outcome], None]
 
@@ -89,6 +96,7 @@ async def send_stream(
                 await response.write(sse_event(payload))
             partial = truncated(completion, PIECES_BEFORE_FAILURE)
             if kind is FaultKind.CUT_STREAM:
+                await asyncio.sleep(CUT_STALL_S)
                 _abort(request)
                 on_finished(partial, Outcome(True, None, cancelled=True))
                 return response

@@ -31,9 +31,9 @@ Names:
     ``finish_reason: "error"``; the stream then ends without ``[DONE]``. Unary: HTTP 200 whose
     choice carries ``error``, ``finish_reason: "error"`` and the partial content.
 ``cut-stream``
-    Streaming: a couple of chunks, then the TCP connection is aborted (no ``[DONE]``, no final
-    chunk terminator). Unary: headers announce the full ``Content-Length``, half the body is sent,
-    then the connection is aborted.
+    Streaming: a couple of chunks, a 100 ms stall, then the TCP connection is aborted (no
+    ``[DONE]``, no final chunk terminator). Unary: headers announce the full
+    ``Content-Length``, half the body is sent, then the connection is aborted.
 ``garbage-json``
     200 ``application/json`` whose body is not JSON (whatever ``stream`` says).
 ``garbage-sse``
