@@ -64,6 +64,7 @@ class Catalog:
     def __init__(self, upstream: Upstream, ttl: float) -> None:
         self._upstream = upstream
         self._cache = _TtlCache(ttl)
+        self._served: dict[str, tuple[list[pb.Endpoint], dict[str, frozenset[int]]]] = {}
 
     async def models(self, *, seconds: float) -> list[pb.Model]:
         """Every model in the upstream catalogue."""
@@ -114,13 +115,26 @@ class Catalog:
             endpoints = await self.endpoints(base, seconds=seconds)
         except Exception:
             return enums.Quantization.UNSPECIFIED
-        candidates = {
-            e.quantization
-            for e in endpoints
-            if provider.lower() in (e.provider_name.lower(), e.tag.lower())
-        }
+        candidates = self._served_by(base, endpoints).get(provider.lower(), frozenset())
         if requested:
             candidates &= set(requested)
         if len(candidates) == 1:
-            return enums.Quantization(candidates.pop())
+            return enums.Quantization(next(iter(candidates)))
         return enums.Quantization.UNSPECIFIED
+
+    def _served_by(self, model: str, endpoints: list[pb.Endpoint]) -> dict[str, frozenset[int]]:
+        """The quantizations of ``endpoints`` by provider name and by tag (lowercased), built
+        once per fetched list rather than scanning the list on every completion."""
+        found = self._served.get(model)
+        if found is not None and found[0] is endpoints:
+            return found[1]
+        served: dict[str, set[int]] = {}
+        for endpoint in endpoints:
+            for name in {endpoint.provider_name.lower(), endpoint.tag.lower()}:
+                served.setdefault(name, set()).add(endpoint.quantization)
+        index = {name: frozenset(values) for name, values in served.items()}
+        self._served.pop(model, None)
+        self._served[model] = (endpoints, index)
+        while len(self._served) > _MAX_ENTRIES:
+            del self._served[next(iter(self._served))]
+        return index
