@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
 import pydantic_core
@@ -145,33 +146,36 @@ def _part(part: pb.ContentPart) -> JsonObject:
 
 def _message(message: pb.Message, where: str) -> JsonObject:
     fields: dict[str, Any] = {"role": wire(enums.Role, message.role)}
-    content = message.WhichOneof("content")
-    if content == "text":
-        fields["content"] = message.text
-    elif content == "parts":
-        fields["content"] = [_part(p) for p in message.parts.parts]
-    if message.name:
-        fields["name"] = message.name
-    if message.tool_calls:
-        fields["tool_calls"] = [
-            {
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments},
-            }
-            for c in message.tool_calls
-        ]
-    if message.tool_call_id:
-        fields["tool_call_id"] = message.tool_call_id
-    if message.HasField("reasoning"):
-        fields["reasoning"] = message.reasoning
-    if message.HasField("refusal"):
-        fields["refusal"] = message.refusal
-    if message.HasField("reasoning_details"):
-        fields["reasoning_details"] = _plain(
-            json_format.MessageToDict(message.reasoning_details), f"{where}.reasoning_details"
-        )
+    for field, value in message.ListFields():  # only the set fields; see FieldTable
+        name = field.name
+        if name == "text":
+            fields["content"] = value
+        elif name == "parts":
+            fields["content"] = [_part(p) for p in value.parts]
+        elif name == "tool_calls":
+            fields["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in value
+            ]
+        elif name == "reasoning_details":
+            fields["reasoning_details"] = _plain(
+                json_format.MessageToDict(value), f"{where}.reasoning_details"
+            )
+        elif name in _MESSAGE_SCALARS:
+            fields[name] = value
     return fields
+
+
+_MESSAGE_SCALARS = frozenset({"name", "tool_call_id", "reasoning", "refusal"})
+MESSAGE_FIELDS = frozenset(
+    {"role", "text", "parts", "tool_calls", "reasoning_details"} | _MESSAGE_SCALARS
+)
+"""Every ``Message`` field ``_message`` writes (tests/unit/test_convert.py holds it to the
+contract)."""
 
 
 def _tool(tool: pb.Tool, where: str) -> JsonObject:
@@ -255,37 +259,78 @@ def _performance(value: pb.PerformancePreference) -> float | JsonObject:
     return _present(value.percentiles, _PERCENTILES)
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _enum(kind: type[enum.IntEnum]) -> Callable[[int], str]:
+    return lambda value: wire(kind, value)
+
+
+def _enums(kind: type[enum.IntEnum]) -> Callable[[Iterable[int]], list[str]]:
+    return lambda values: [wire(kind, value) for value in values]
+
+
+def _indexed(
+    convert: Callable[[Any, str], JsonObject], name: str
+) -> Callable[[Iterable[Any]], list[JsonObject]]:
+    """A list converter whose items know their own path (``tools[2]``) for error messages."""
+    return lambda items: [convert(item, f"{name}[{i}]") for i, item in enumerate(items)]
+
+
+def _sort_config(config: pb.SortConfig) -> JsonObject:
+    fields: dict[str, Any] = {}
+    if config.by:
+        fields["by"] = wire(enums.SortStrategy, config.by)
+    if config.partition:
+        fields["partition"] = wire(enums.SortPartition, config.partition)
+    return fields
+
+
+def _max_price(price: pb.MaxPrice) -> JsonObject:
+    return _present(price, ("prompt", "completion", "image", "audio", "request"))
+
+
+FieldTable: TypeAlias = dict[str, tuple[str, Callable[[Any], Any]]]
+"""Per proto field: its JSON key, and how its value (as ``ListFields`` gives it) is written.
+
+Bodies are built from ``ListFields()``, which visits only the fields that are set (explicit
+presence, non-zero enums, non-empty lists and maps: the "never send an unset field" rule
+exactly), instead of asking each field of a mostly empty message whether it is set: that was
+about 40% of the instructions of building the seed request's body. Every field of these
+messages has a row or is named as left out (tests/unit/test_convert.py checks both)."""
+
+PROVIDER_FIELDS: FieldTable = {
+    "order": ("order", list),
+    "allow_fallbacks": ("allow_fallbacks", _same),
+    "require_parameters": ("require_parameters", _same),
+    "data_collection": ("data_collection", _enum(enums.DataCollection)),
+    "zdr": ("zdr", _same),
+    "enforce_distillable_text": ("enforce_distillable_text", _same),
+    "only": ("only", list),
+    "ignore": ("ignore", list),
+    "quantizations": ("quantizations", _enums(enums.Quantization)),
+    "sort_strategy": ("sort", _enum(enums.SortStrategy)),
+    "sort_config": ("sort", _sort_config),
+    "max_price": ("max_price", _max_price),
+    "preferred_min_throughput": ("preferred_min_throughput", _performance),
+    "preferred_max_latency": ("preferred_max_latency", _performance),
+}
+
+
+def _set_fields(message: Any, table: FieldTable) -> JsonObject:
+    fields: JsonObject = {}
+    for field, value in message.ListFields():
+        row = table.get(field.name)
+        if row is not None:
+            key, convert = row
+            fields[key] = convert(value)
+    return fields
+
+
 def provider_body(provider: pb.ProviderConfig) -> JsonObject:
     """OpenRouter's ``provider`` object, holding exactly the preferences that were set."""
-    fields: dict[str, Any] = _present(
-        provider, ("allow_fallbacks", "require_parameters", "zdr", "enforce_distillable_text")
-    )
-    for name in ("order", "only", "ignore"):
-        if values := getattr(provider, name):
-            fields[name] = list(values)
-    if provider.data_collection:
-        fields["data_collection"] = wire(enums.DataCollection, provider.data_collection)
-    if provider.quantizations:
-        fields["quantizations"] = [wire(enums.Quantization, q) for q in provider.quantizations]
-    sort = provider.WhichOneof("sort")
-    if sort == "sort_strategy":
-        fields["sort"] = wire(enums.SortStrategy, provider.sort_strategy)
-    elif sort == "sort_config":
-        config: dict[str, Any] = {}
-        if provider.sort_config.by:
-            config["by"] = wire(enums.SortStrategy, provider.sort_config.by)
-        if provider.sort_config.partition:
-            config["partition"] = wire(enums.SortPartition, provider.sort_config.partition)
-        fields["sort"] = config
-    if provider.HasField("max_price"):
-        fields["max_price"] = _present(
-            provider.max_price, ("prompt", "completion", "image", "audio", "request")
-        )
-    if provider.HasField("preferred_min_throughput"):
-        fields["preferred_min_throughput"] = _performance(provider.preferred_min_throughput)
-    if provider.HasField("preferred_max_latency"):
-        fields["preferred_max_latency"] = _performance(provider.preferred_max_latency)
-    return fields
+    return _set_fields(provider, PROVIDER_FIELDS)
 
 
 _SCALARS = (
@@ -303,46 +348,38 @@ _SCALARS = (
     "max_completion_tokens",
     "logprobs",
     "top_logprobs",
+    "model",
+    "user",
+    "session_id",
 )
+
+CHAT_FIELDS: FieldTable = {
+    **{name: (name, _same) for name in _SCALARS},
+    "models": ("models", list),
+    "messages": ("messages", _indexed(_message, "messages")),
+    "tools": ("tools", _indexed(_tool, "tools")),
+    "tool_choice": ("tool_choice", _tool_choice),
+    "response_format": ("response_format", _response_format),
+    "stop": ("stop", list),
+    "logit_bias": ("logit_bias", dict),
+    "reasoning": ("reasoning", _reasoning),
+    "plugins": ("plugins", _indexed(_plugin, "plugins")),
+    "metadata": ("metadata", dict),
+    "modalities": ("modalities", _enums(enums.Modality)),
+    "service_tier": ("service_tier", _enum(enums.ServiceTier)),
+    "provider": ("provider", provider_body),
+}
+LEFT_OUT_OF_CHAT_FIELDS = frozenset({"extra_body"})
+"""Merged by ``body_dict`` after its keys are checked, not converted field by field."""
 
 
 def chat_body(request: pb.ChatRequest, *, stream: bool) -> JsonObject:
     """The typed fields of the OpenRouter body (``extra_body`` excluded; see ``body_dict``),
-    keys in the order the API reference lists them."""
-    fields: JsonObject = {}
-    if request.model:
-        fields["model"] = request.model
-    if request.models:
-        fields["models"] = list(request.models)
-    fields["messages"] = [_message(m, f"messages[{i}]") for i, m in enumerate(request.messages)]
+    keys in the contract's field order; ``messages`` always, ``stream`` only when true."""
+    fields = _set_fields(request, CHAT_FIELDS)
+    fields.setdefault("messages", [])
     if stream:
         fields["stream"] = True
-    if request.tools:
-        fields["tools"] = [_tool(t, f"tools[{i}]") for i, t in enumerate(request.tools)]
-    if request.HasField("tool_choice"):
-        fields["tool_choice"] = _tool_choice(request.tool_choice)
-    if request.HasField("response_format"):
-        fields["response_format"] = _response_format(request.response_format)
-    fields.update(_present(request, _SCALARS))
-    if request.stop:
-        fields["stop"] = list(request.stop)
-    if request.logit_bias:
-        fields["logit_bias"] = dict(request.logit_bias)
-    if request.HasField("reasoning"):
-        fields["reasoning"] = _reasoning(request.reasoning)
-    if request.plugins:
-        fields["plugins"] = [_plugin(p, f"plugins[{i}]") for i, p in enumerate(request.plugins)]
-    for name in ("user", "session_id"):
-        if value := getattr(request, name):
-            fields[name] = value
-    if request.metadata:
-        fields["metadata"] = dict(request.metadata)
-    if request.modalities:
-        fields["modalities"] = [wire(enums.Modality, m) for m in request.modalities]
-    if request.service_tier:
-        fields["service_tier"] = wire(enums.ServiceTier, request.service_tier)
-    if request.HasField("provider"):
-        fields["provider"] = provider_body(request.provider)
     return fields
 
 

@@ -363,6 +363,21 @@ def test_presence_table_covers_every_optional_scalar() -> None:
     assert every == set(PRESENCE)
 
 
+@pytest.mark.parametrize(
+    ("kind", "converted"),
+    [
+        (pb.ChatRequest, set(convert.CHAT_FIELDS) | convert.LEFT_OUT_OF_CHAT_FIELDS),
+        (pb.ProviderConfig, set(convert.PROVIDER_FIELDS)),
+        (pb.Message, set(convert.MESSAGE_FIELDS)),
+    ],
+)
+def test_every_field_of_a_message_built_from_its_set_fields_has_a_row(
+    kind: Any, converted: set[str]
+) -> None:
+    # A field added to the contract without a row would be dropped from the body silently.
+    assert {field.name for field in kind.DESCRIPTOR.fields} == converted
+
+
 OPTIONAL_TOP_LEVEL = {
     "parallel_tool_calls": st.booleans(),
     "temperature": st.floats(0, 2),
