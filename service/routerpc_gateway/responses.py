@@ -55,20 +55,27 @@ def usage(raw: Mapping[str, Any]) -> pb.Usage:
 
 
 def _fill_usage(result: pb.Usage, raw: Mapping[str, Any]) -> None:
-    """Write ``raw``'s counts into ``result`` in place (no intermediate message to copy)."""
-    result.prompt_tokens = _int(raw.get("prompt_tokens"))
-    result.completion_tokens = _int(raw.get("completion_tokens"))
-    result.total_tokens = _int(raw.get("total_tokens"))
-    result.is_byok = bool(raw.get("is_byok", False))
-    if isinstance(raw.get("cost"), int | float):
-        result.cost = float(raw["cost"])
+    """Write ``raw``'s counts into ``result`` in place (no intermediate message to copy; zero
+    counts are the default and are not written)."""
+    result.SetInParent()  # present even when every count is zero
     prompt = raw.get("prompt_tokens_details") or {}
     completion = raw.get("completion_tokens_details") or {}
-    result.cached_tokens = _int(prompt.get("cached_tokens"))
-    result.cache_write_tokens = _int(prompt.get("cache_write_tokens"))
-    result.prompt_audio_tokens = _int(prompt.get("audio_tokens"))
-    result.reasoning_tokens = _int(completion.get("reasoning_tokens"))
-    result.completion_audio_tokens = _int(completion.get("audio_tokens"))
+    for name, value in (
+        ("prompt_tokens", raw.get("prompt_tokens")),
+        ("completion_tokens", raw.get("completion_tokens")),
+        ("total_tokens", raw.get("total_tokens")),
+        ("cached_tokens", prompt.get("cached_tokens")),
+        ("cache_write_tokens", prompt.get("cache_write_tokens")),
+        ("prompt_audio_tokens", prompt.get("audio_tokens")),
+        ("reasoning_tokens", completion.get("reasoning_tokens")),
+        ("completion_audio_tokens", completion.get("audio_tokens")),
+    ):
+        if count := _int(value):
+            setattr(result, name, count)
+    if raw.get("is_byok", False):
+        result.is_byok = True
+    if isinstance(raw.get("cost"), int | float):
+        result.cost = float(raw["cost"])
     cost_details = raw.get("cost_details") or {}
     if isinstance(cost_details.get("upstream_inference_cost"), int | float):
         result.upstream_inference_cost = float(cost_details["upstream_inference_cost"])
@@ -89,24 +96,26 @@ def _list_value(items: list[Any]) -> struct_pb2.ListValue:
     return value
 
 
-def _message(raw: Mapping[str, Any]) -> pb.AssistantMessage:
-    message = pb.AssistantMessage(tool_calls=[_tool_call(c) for c in raw.get("tool_calls") or []])
+def _fill_message(message: pb.AssistantMessage, raw: Mapping[str, Any]) -> None:
+    message.SetInParent()  # present even when the reply's message is empty
+    if calls := raw.get("tool_calls"):
+        message.tool_calls.extend([_tool_call(c) for c in calls])
     for name in ("content", "reasoning", "refusal"):
-        if isinstance(raw.get(name), str):
-            setattr(message, name, raw[name])
+        if isinstance(value := raw.get(name), str):
+            setattr(message, name, value)
     for name in ("reasoning_details", "annotations"):
-        if isinstance(raw.get(name), list):
-            getattr(message, name).CopyFrom(_list_value(raw[name]))
-    return message
+        if isinstance(value := raw.get(name), list):
+            getattr(message, name).CopyFrom(_list_value(value))
 
 
-def _choice(raw: Mapping[str, Any]) -> pb.Choice:
-    choice = pb.Choice(
-        index=_int(raw.get("index")),
-        message=_message(raw.get("message") or {}),
-        finish_reason=_finish(raw.get("finish_reason")),
-        native_finish_reason=str(raw.get("native_finish_reason") or ""),
-    )
+def _fill_choice(choice: pb.Choice, raw: Mapping[str, Any]) -> None:
+    if index := _int(raw.get("index")):
+        choice.index = index
+    _fill_message(choice.message, raw.get("message") or {})
+    if finish_reason := _finish(raw.get("finish_reason")):
+        choice.finish_reason = finish_reason
+    if native := raw.get("native_finish_reason"):
+        choice.native_finish_reason = str(native)
     if isinstance(raw.get("logprobs"), dict):
         json_format.ParseDict(raw["logprobs"], choice.logprobs)
     error = raw.get("error")
@@ -114,7 +123,6 @@ def _choice(raw: Mapping[str, Any]) -> pb.Choice:
         code = error.get("code")
         choice.error.code = code if isinstance(code, int) else 0
         choice.error.message = str(error.get("message") or "")
-    return choice
 
 
 def _shape_error(what: str, error: Exception) -> ValueError:
@@ -133,20 +141,25 @@ def chat_response(body: Mapping[str, Any], quantization: int = 0) -> pb.ChatResp
         raise _shape_error("completion body", error) from None
 
 
+_RESPONSE_TEXT = ("id", "model", "provider", "system_fingerprint", "service_tier")
+
+
 def _chat_response(body: Mapping[str, Any], quantization: int) -> pb.ChatResponse:
+    """Written in place, field by field, defaults left unwritten: building nested messages
+    and passing them to constructors copies each one again."""
     choices = body.get("choices")
     if not isinstance(choices, list):
         raise ValueError("completion body has no choices list")
-    response = pb.ChatResponse(
-        id=str(body.get("id") or ""),
-        model=str(body.get("model") or ""),
-        provider=str(body.get("provider") or ""),
-        quantization=quantization,
-        created=_int(body.get("created")),
-        choices=[_choice(c) for c in choices],
-        system_fingerprint=str(body.get("system_fingerprint") or ""),
-        service_tier=str(body.get("service_tier") or ""),
-    )
+    response = pb.ChatResponse()
+    for name in _RESPONSE_TEXT:
+        if value := body.get(name):
+            setattr(response, name, str(value))
+    if quantization:
+        response.quantization = quantization
+    if created := _int(body.get("created")):
+        response.created = created
+    for choice in choices:
+        _fill_choice(response.choices.add(), choice)
     if isinstance(body.get("usage"), Mapping):
         _fill_usage(response.usage, body["usage"])
     return response
