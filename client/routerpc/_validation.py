@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import protovalidate
 from google.protobuf import message_factory, struct_pb2
@@ -142,6 +142,29 @@ def _plan(descriptor: Descriptor) -> _Plan:
     return plan
 
 
+_At: TypeAlias = "tuple[_At | None, str, int, int, Any] | None"
+"""Where the walk is, as a chain ``(parent, field name, position, ordering subscript, path
+subscript)``; ``None`` is the request itself. The path text and ordering key are made from it
+only for a violation: the walk visits every message of a conversation and finds none in almost
+every request."""
+
+
+def _path_of(at: _At) -> str:
+    parts = []
+    while at is not None:
+        at, name, _, _, subscript = at
+        parts.append(name if subscript is None else name + _subscript(subscript))
+    return ".".join(reversed(parts))
+
+
+def _key_of(at: _At) -> _Key:
+    key = []
+    while at is not None:
+        at, _, position, sub, _ = at
+        key.append((position, sub))
+    return tuple(reversed(key))
+
+
 class _Walk:
     """One pass over the set fields a plan names: NaN and infinities in JSON values, and the
     message-level rules evaluated in Python."""
@@ -150,35 +173,35 @@ class _Walk:
         self.not_json: list[FieldViolation] = []
         self.broken: list[tuple[_Key, FieldViolation]] = []
 
-    def message(self, message: Any, plan: _Plan, path: str, key: _Key) -> None:
+    def message(self, message: Any, plan: _Plan, at: _At) -> None:
         for rule in plan.rules:
             if not rule.holds(message):
-                where = _at_rule_field(path, rule.rule_id)
-                self.broken.append((key, FieldViolation(where, rule.message, rule.rule_id)))
-        if not plan.fields:
+                where = _at_rule_field(_path_of(at), rule.rule_id)
+                self.broken.append((_key_of(at), FieldViolation(where, rule.message, rule.rule_id)))
+        fields = plan.fields
+        if not fields:
             return
-        prefix = f"{path}." if path else ""
         for descriptor, value in message.ListFields():
-            field = plan.fields.get(descriptor.name)
+            field = fields.get(descriptor.name)
             if field is None:
                 continue
-            name = prefix + descriptor.name
+            name, position = descriptor.name, field.position
             if field.shape == "single":
-                self.item(value, field, name, (*key, (field.position, -1)))
+                self.item(value, field, (at, name, position, -1, None))
             elif field.shape == "list":
                 for index, item in enumerate(value):
-                    self.item(item, field, f"{name}[{index}]", (*key, (field.position, index)))
+                    self.item(item, field, (at, name, position, index, index))
             else:
                 for map_key, item in value.items():
-                    self.item(item, field, name + _subscript(map_key), (*key, (field.position, 0)))
+                    self.item(item, field, (at, name, position, 0, map_key))
 
-    def item(self, value: Any, field: _Field, path: str, key: _Key) -> None:
+    def item(self, value: Any, field: _Field, at: _At) -> None:
         if field.plan is not None:
-            self.message(value, field.plan, path, key)
+            self.message(value, field.plan, at)
             return
         self.not_json += [
             FieldViolation(where, _NOT_JSON, "json.finite")
-            for where, number in _json_values(value, path)
+            for where, number in _json_values(value, _path_of(at))
             if not math.isfinite(number)
         ]
 
@@ -204,7 +227,7 @@ def field_violations(message: Message) -> list[FieldViolation]:
     engine's order: depth first, a message's own rules before its fields'."""
     root = cast(Descriptor, message.DESCRIPTOR)
     walk = _Walk()
-    walk.message(message, _plan(root), "", ())
+    walk.message(message, _plan(root), None)
     if walk.not_json:
         # Not JSON, and protobuf cannot even re-serialize them into a Struct: reported on
         # their own, before the engine or any conversion sees the message.
