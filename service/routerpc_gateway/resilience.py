@@ -17,8 +17,7 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -174,9 +173,12 @@ class ConcurrencyLimiter:
             },
         )
 
-    @asynccontextmanager
-    async def slot(self, seconds: float) -> AsyncIterator[None]:
-        """Hold one upstream slot; wait at most ``seconds`` (and only if the queue has room)."""
+    def slot(self, seconds: float) -> _Slot:
+        """Hold one upstream slot (``async with``); wait at most ``seconds``, and only if the
+        queue has room."""
+        return _Slot(self, seconds)
+
+    async def _acquire(self, seconds: float) -> None:
         if self._slots.locked():
             if self._queued >= self._max_queued:
                 raise self._overloaded()
@@ -190,7 +192,24 @@ class ConcurrencyLimiter:
                 self._queued -= 1
         else:
             await self._slots.acquire()
-        try:
-            yield
-        finally:
-            self._slots.release()
+
+    def _release(self) -> None:
+        self._slots.release()
+
+
+class _Slot:
+    """One held slot of a :class:`ConcurrencyLimiter`: a plain async context manager, because
+    an ``asynccontextmanager`` generator costs a generator object and two more steps on every
+    upstream call."""
+
+    __slots__ = ("_limiter", "_seconds")
+
+    def __init__(self, limiter: ConcurrencyLimiter, seconds: float) -> None:
+        self._limiter = limiter
+        self._seconds = seconds
+
+    async def __aenter__(self) -> None:
+        await self._limiter._acquire(self._seconds)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._limiter._release()
