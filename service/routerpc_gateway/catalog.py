@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from routerpc import FieldViolation, pb
@@ -61,13 +62,29 @@ class _TtlCache:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Endpoints:
+    """A fetched endpoints list, with the quantizations it serves by provider name and by tag
+    (lowercased): indexed once per fetch rather than scanned on every completion."""
+
+    listed: list[pb.Endpoint]
+    served: dict[str, frozenset[int]]
+
+    @classmethod
+    def of(cls, listed: list[pb.Endpoint]) -> _Endpoints:
+        served: dict[str, set[int]] = {}
+        for endpoint in listed:
+            for name in {endpoint.provider_name.lower(), endpoint.tag.lower()}:
+                served.setdefault(name, set()).add(endpoint.quantization)
+        return cls(listed, {name: frozenset(values) for name, values in served.items()})
+
+
 class Catalog:
     """Cached ``/models`` and ``/models/{author}/{slug}/endpoints``."""
 
     def __init__(self, upstream: Upstream, ttl: float) -> None:
         self._upstream = upstream
         self._cache = _TtlCache(ttl)
-        self._served: dict[str, tuple[list[pb.Endpoint], dict[str, frozenset[int]]]] = {}
 
     async def models(self, *, seconds: float) -> list[pb.Model]:
         """Every model in the upstream catalogue."""
@@ -81,6 +98,9 @@ class Catalog:
 
     async def endpoints(self, model: str, *, seconds: float) -> list[pb.Endpoint]:
         """A model's provider endpoints."""
+        return (await self._endpoints(model, seconds=seconds)).listed
+
+    async def _endpoints(self, model: str, *, seconds: float) -> _Endpoints:
         if not _DOT_SEGMENTS.isdisjoint(model.split("/")):
             # The slug pattern admits "../..", which the URL would resolve to a path outside
             # /models: a caller must never pick the upstream path the gateway's key is sent to.
@@ -89,12 +109,12 @@ class Catalog:
                 [FieldViolation("model", "author and slug may not be '.' or '..'", "model.path")],
             )
 
-        async def load() -> list[pb.Endpoint]:
+        async def load() -> _Endpoints:
             body = await self._upstream.get(f"models/{model}/endpoints", seconds=seconds)
             data = body.get("data") or {}
-            return [responses.endpoint(e) for e in data.get("endpoints") or []]
+            return _Endpoints.of([responses.endpoint(e) for e in data.get("endpoints") or []])
 
-        result: list[pb.Endpoint] = await self._cache.get(f"endpoints:{model}", load)
+        result: _Endpoints = await self._cache.get(f"endpoints:{model}", load)
         return result
 
     async def served_quantization(
@@ -115,29 +135,12 @@ class Catalog:
             return enums.Quantization.UNSPECIFIED
         base = model.split(":", 1)[0]
         try:
-            endpoints = await self.endpoints(base, seconds=seconds)
+            endpoints = await self._endpoints(base, seconds=seconds)
         except Exception:
             return enums.Quantization.UNSPECIFIED
-        candidates = self._served_by(base, endpoints).get(provider.lower(), frozenset())
+        candidates = endpoints.served.get(provider.lower(), frozenset())
         if requested:
             candidates &= set(requested)
         if len(candidates) == 1:
             return _QUANTIZATIONS[next(iter(candidates))]
         return enums.Quantization.UNSPECIFIED
-
-    def _served_by(self, model: str, endpoints: list[pb.Endpoint]) -> dict[str, frozenset[int]]:
-        """The quantizations of ``endpoints`` by provider name and by tag (lowercased), built
-        once per fetched list rather than scanning the list on every completion."""
-        found = self._served.get(model)
-        if found is not None and found[0] is endpoints:
-            return found[1]
-        served: dict[str, set[int]] = {}
-        for endpoint in endpoints:
-            for name in {endpoint.provider_name.lower(), endpoint.tag.lower()}:
-                served.setdefault(name, set()).add(endpoint.quantization)
-        index = {name: frozenset(values) for name, values in served.items()}
-        self._served.pop(model, None)
-        self._served[model] = (endpoints, index)
-        while len(self._served) > _MAX_ENTRIES:
-            del self._served[next(iter(self._served))]
-        return index
