@@ -18,7 +18,7 @@ from typing import Any, TypeAlias, cast
 
 import protovalidate
 from google.protobuf import message_factory, struct_pb2
-from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from routerpc._errors import FieldViolation, InvalidArgumentError
@@ -118,21 +118,29 @@ class _Plan:
 _plans: dict[str, _Plan] = {}
 
 
+def _item_type(field: FieldDescriptor) -> Descriptor | None:
+    """The message type of one item of ``field`` (of its values, for a map); None for scalars."""
+    kind = field.message_type
+    if kind is not None and kind.GetOptions().map_entry:
+        return kind.fields_by_name["value"].message_type
+    return kind
+
+
 def _plan(descriptor: Descriptor) -> _Plan:
     found = _plans.get(descriptor.full_name)
     if found is not None:
         return found
     plan = _plans[descriptor.full_name] = _Plan(tuple(python_rules(descriptor)), {})
     for field in descriptor.fields:  # a recursive type sees its own plan, still being filled
-        kind = field.message_type
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            shape = "map"
+        else:
+            shape = "list" if field.is_repeated else "single"
+        kind = _item_type(field)
         if kind is None:
             continue
-        shape = "list" if field.is_repeated else "single"
-        if kind.GetOptions().map_entry:
-            kind = kind.fields_by_name["value"].message_type
-            if kind is None:
-                continue
-            shape = "map"
         if kind.full_name in _JSON_TYPES:
             plan.fields[field.name] = _Field(field.index, shape, None)
         else:
@@ -216,9 +224,7 @@ def _engine_key(root: Descriptor, violation: validate_pb2.Violation) -> _Key:
         subscript = element.WhichOneof("subscript")
         sub = -1 if subscript is None else element.index if subscript == "index" else 0
         key.append((field.index, sub))
-        descriptor = field.message_type
-        if descriptor is not None and descriptor.GetOptions().map_entry:
-            descriptor = descriptor.fields_by_name["value"].message_type
+        descriptor = _item_type(field)
     return tuple(key)
 
 
