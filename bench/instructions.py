@@ -64,19 +64,17 @@ class _AnsweringUpstream:
 
     def __init__(self) -> None:
         from bench import fixtures
+        from routerpc_gateway.upstream._base import decode_json
 
+        self._decode = decode_json  # looked up once: an import statement per call is counted
         self._completion = fixtures.completion_json().encode()
         self._endpoints = fixtures.endpoints_json().encode()
 
     async def chat(self, body: bytes, *, seconds: float, api_key: str | None = None) -> Any:
-        from routerpc_gateway.upstream._base import decode_json
-
-        return decode_json(200, self._completion)
+        return self._decode(200, self._completion)
 
     async def get(self, path: str, *, seconds: float, api_key: str | None = None) -> Any:
-        from routerpc_gateway.upstream._base import decode_json
-
-        return decode_json(200, self._endpoints)
+        return self._decode(200, self._endpoints)
 
     async def aclose(self) -> None:
         return None
