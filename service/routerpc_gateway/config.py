@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     ready_fd: int | None = Field(
         None, ge=0, description="Internal: the master's pipe a worker reports readiness on."
     )
+    metrics_dir: Path | None = Field(
+        None, description="Internal: where a worker writes its metrics for the master to sum."
+    )
     metrics_port: int | None = Field(
         None,
         ge=0,

@@ -1,15 +1,11 @@
-"""What operators see: Prometheus metrics and one structured log line per RPC.
+"""What operators see of each call: metrics and one structured log line per RPC.
 
 The gateway's one interceptor opens a :class:`CallRecord` for every RPC but health and runs
 authentication inside it, so refused and failed calls count too; the servicer fills in what it
 learns (caller, model, provider, quantization, attempts, tokens, cost, upstream time, time to
-first chunk); when the call ends the record becomes metrics and one ``routerpc.access`` log line.
-Neither ever holds prompt text, a key or a caller token: the record has no field that could
-carry them.
-
-Label values are bounded: model and provider names beyond the first few hundred distinct values
-are reported as ``other``, so no caller can create unbounded series. With ``--workers N`` the
-metrics use prometheus-client's multiprocess mode and the master serves the sum.
+first chunk); when the call ends the record becomes metrics (``metrics.count_call``) and one
+``routerpc.access`` log line. Neither ever holds prompt text, a key or a caller token: the
+record has no field that could carry them.
 """
 
 from __future__ import annotations
@@ -24,85 +20,22 @@ from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
-from prometheus_client import Counter, Gauge, Histogram
+
+from routerpc_gateway.logs import access_line
+from routerpc_gateway.metrics import IN_FLIGHT, count_call
 
 __all__ = [
     "REQUEST_ID_KEY",
     "CallRecord",
     "ObservingInterceptor",
-    "count_retry",
-    "count_shed",
-    "count_upstream_status",
     "current_record",
 ]
-
-access_log = logging.getLogger("routerpc.access")
 
 REQUEST_ID_KEY = "routerpc-request-id"
 """Trailing metadata key carrying the request id that is also in the log line."""
 
-_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _OPEN_PREFIX = "/grpc.health.v1.Health/"
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-
-RPCS = Counter("routerpc_rpcs_total", "RPCs by method and final gRPC code.", ["method", "code"])
-RPC_SECONDS = Histogram(
-    "routerpc_rpc_duration_seconds", "Whole RPC duration.", ["method"], buckets=_SECONDS
-)
-UPSTREAM_SECONDS = Histogram(
-    "routerpc_upstream_duration_seconds",
-    "Upstream call duration (unary: until the reply; streams: until the stream ends).",
-    ["method"],
-    buckets=_SECONDS,
-)
-FIRST_CHUNK_SECONDS = Histogram(
-    "routerpc_time_to_first_chunk_seconds",
-    "From the start of a StreamChat to its first relayed chunk.",
-    buckets=_SECONDS,
-)
-IN_FLIGHT = Gauge(
-    "routerpc_in_flight_rpcs", "RPCs in progress.", ["method"], multiprocess_mode="livesum"
-)
-RETRIES = Counter("routerpc_upstream_retries_total", "Upstream attempts that were retries.")
-SHED = Counter("routerpc_shed_total", "Calls refused by the concurrency limit.")
-UPSTREAM_RESPONSES = Counter(
-    "routerpc_upstream_responses_total",
-    "Upstream attempts by HTTP status (or failure reason when there was none).",
-    ["status"],
-)
-TOKENS = Counter(
-    "routerpc_tokens_total",
-    "Tokens by kind (prompt, completion, reasoning, cached), model, provider, quantization and "
-    "caller.",
-    ["kind", "model", "provider", "quantization", "caller"],
-)
-COST = Counter(
-    "routerpc_cost_usd_total",
-    "Cost in USD (OpenRouter credits) by model, provider, quantization and caller.",
-    ["model", "provider", "quantization", "caller"],
-)
-
-
-class _BoundedLabel:
-    """Keeps at most ``limit`` distinct values of one label; later newcomers become "other"."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._seen: set[str] = set()
-
-    def __call__(self, value: str) -> str:
-        value = value[:100] or "unknown"
-        if value in self._seen:
-            return value
-        if len(self._seen) >= self._limit:
-            return "other"
-        self._seen.add(value)
-        return value
-
-
-_model_label = _BoundedLabel(300)
-_provider_label = _BoundedLabel(200)
-_caller_label = _BoundedLabel(500)
 
 
 @dataclass
@@ -147,79 +80,15 @@ def _request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def count_retry() -> None:
-    RETRIES.inc()
-
-
-def count_shed() -> None:
-    SHED.inc()
-
-
-class _Children:
-    """A metric's labelled children, looked up once per label values.
-
-    ``metric.labels(...)`` validates and locks on every call; an RPC would pay that for each
-    metric it touches. The label values cached here are bounded (methods, gRPC codes, upstream
-    statuses cut to 40 characters and bounded in number by HTTP itself).
-    """
-
-    def __init__(self, metric: Any) -> None:
-        self._metric = metric
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def __call__(self, *values: str) -> Any:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._metric.labels(*values)
-        return child
-
-
-_rpcs = _Children(RPCS)
-_rpc_seconds = _Children(RPC_SECONDS)
-_upstream_seconds = _Children(UPSTREAM_SECONDS)
-_in_flight = _Children(IN_FLIGHT)
-_upstream_responses = _Children(UPSTREAM_RESPONSES)
-_tokens = _Children(TOKENS)  # label values bounded by the _BoundedLabel filters above
-_cost = _Children(COST)
-
-
-def count_upstream_status(status: str) -> None:
-    _upstream_responses(status[:40]).inc()
-
-
 def _finish(record: CallRecord, caller: str) -> None:
     record.caller = caller
     elapsed = time.monotonic() - record.started
-    method = record.method
-    _rpcs(method, record.code).inc()
-    _rpc_seconds(method).observe(elapsed)
-    if record.upstream_seconds is not None:
-        _upstream_seconds(method).observe(record.upstream_seconds)
-    if record.first_chunk_seconds is not None and method == "StreamChat":
-        FIRST_CHUNK_SECONDS.observe(record.first_chunk_seconds)
-    if record.prompt_tokens or record.completion_tokens or record.cost is not None:
-        labels = (
-            _model_label(record.model),
-            _provider_label(record.provider),
-            record.quantization or "unknown",
-            _caller_label(caller),
-        )
-        for kind, count in (
-            ("prompt", record.prompt_tokens),
-            ("completion", record.completion_tokens),
-            ("reasoning", record.reasoning_tokens),
-            ("cached", record.cached_tokens),
-        ):
-            if count:
-                _tokens(kind, *labels).inc(count)
-        if record.cost:
-            _cost(*labels).inc(record.cost)
+    count_call(record, elapsed)
+    fields = dict(vars(record))  # flat scalars only: no deep copy needed
+    del fields["started"]
+    fields["latency_ms"] = round(elapsed * 1000, 3)
     level = logging.INFO if record.code == "OK" else logging.WARNING
-    if access_log.isEnabledFor(level):
-        fields = dict(vars(record))  # flat scalars only: no deep copy needed
-        del fields["started"]
-        fields["latency_ms"] = round(elapsed * 1000, 3)
-        access_log.log(level, "rpc %s %s", method, record.code, extra={"rpc": fields})
+    access_line(level, f"rpc {record.method} {record.code}", fields)
 
 
 def _code_of(error: BaseException, context: Any) -> str:
@@ -306,11 +175,11 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
     def _start(self, method: str, context: Any) -> CallRecord:
         record = CallRecord(request_id=_request_id(), method=method)
         current_record.set(record)
-        _in_flight(method).inc()
+        IN_FLIGHT.inc((method,), 1)
         return record
 
     def _end(self, record: CallRecord, context: Any, error: BaseException | None) -> None:
-        _in_flight(record.method).dec()
+        IN_FLIGHT.inc((record.method,), -1)
         if error is not None:
             record.code = _code_of(error, context)
         _finish(record, self._caller_of())

@@ -24,7 +24,7 @@ from typing import TypeVar
 import grpc
 
 from routerpc_gateway.errors import GatewayError
-from routerpc_gateway.observe import count_retry, count_shed
+from routerpc_gateway.metrics import count_retry, count_shed
 
 __all__ = [
     "RETRYABLE_HTTP_STATUSES",

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,6 +30,7 @@ from routerpc_gateway.callers import CallersStore
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.loops import loop_kind
+from routerpc_gateway.metrics import write_tallies, write_tallies_every
 from routerpc_gateway.observe import ObservingInterceptor
 from routerpc_gateway.servicer import RouterServicer
 from routerpc_gateway.tracing import configure_tracing
@@ -106,6 +108,8 @@ async def serve(
     upstream = create_upstream(settings)
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
+    tallies: Path | None = None
+    writing: asyncio.Task[None] | None = None
     try:
         server = grpc.aio.server(
             options=server_options(settings),
@@ -154,6 +158,9 @@ async def serve(
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         if settings.worker_index is None:
             start_metrics(settings)
+        elif settings.metrics_dir is not None:
+            tallies = settings.metrics_dir / f"worker-{settings.worker_index}.json"
+            writing = asyncio.create_task(write_tallies_every(tallies))
         if settings.ready_fd is not None:
             os.write(settings.ready_fd, b"ready\n")
             os.close(settings.ready_fd)
@@ -181,6 +188,10 @@ async def serve(
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+        if writing is not None:
+            writing.cancel()
+        if tallies is not None:
+            write_tallies(tallies)  # drained: the master's last scrape sees every call
         await upstream.aclose()
         if tracer is not None:
             tracer.shutdown()  # flush the last spans

@@ -27,11 +27,8 @@ from routerpc_gateway.auth import current_caller
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, invalid_argument, upstream_error
-from routerpc_gateway.observe import (
-    REQUEST_ID_KEY,
-    count_upstream_status,
-    current_record,
-)
+from routerpc_gateway.metrics import count_upstream_status
+from routerpc_gateway.observe import REQUEST_ID_KEY, current_record
 from routerpc_gateway.policy import apply_policy
 from routerpc_gateway.resilience import (
     Attempts,

@@ -90,11 +90,20 @@ def _start_emulator() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _worker_env(
-    settings: Settings, index: int, port: int, upstream: str, *, ready_fd: int, metrics_dir: str
+    settings: Settings,
+    index: int,
+    port: int,
+    upstream: str,
+    *,
+    ready_fd: int,
+    metrics_dir: str | None,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERPC_")}
     env.pop("OPENROUTER_API_KEY", None)
-    excluded = {"api_key", "workers", "emulator", "worker_index", "ready_fd", "metrics_port"}
+    excluded = {
+        *("api_key", "workers", "emulator"),
+        *("worker_index", "ready_fd", "metrics_port", "metrics_dir"),
+    }
     for name, value in settings.model_dump(exclude=excluded).items():
         if value is not None:
             env[f"ROUTERPC_{name.upper()}"] = str(value)
@@ -104,8 +113,9 @@ def _worker_env(
         ROUTERPC_WORKERS="1",
         ROUTERPC_WORKER_INDEX=str(index),
         ROUTERPC_READY_FD=str(ready_fd),
-        PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
+    if metrics_dir is not None:
+        env["ROUTERPC_METRICS_DIR"] = metrics_dir
     if settings.api_key is not None and not settings.use_emulator:
         env["OPENROUTER_API_KEY"] = settings.api_key.get_secret_value()
     return env
@@ -126,15 +136,16 @@ def _stop_all(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> lis
     return codes
 
 
-def _serve_summed_metrics(settings: Settings, metrics_dir: str) -> None:
-    if settings.metrics_port is None:
+def _serve_summed_metrics(settings: Settings, metrics_dir: str | None) -> None:
+    if metrics_dir is None:
         return
-    from prometheus_client import CollectorRegistry, multiprocess
+    from prometheus_client import CollectorRegistry
 
+    from routerpc_gateway.metrics import SummedFilesCollector
     from routerpc_gateway.server import start_metrics
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    registry.register(SummedFilesCollector(Path(metrics_dir)))
     start_metrics(settings, registry)
 
 
@@ -175,8 +186,10 @@ def run_workers(settings: Settings, count: int) -> int:
 
     workers: list[subprocess.Popen[bytes]] = []
     ready_read, ready_write = os.pipe()
-    # Workers write metrics to files here; the master serves their sum.
-    metrics_dir = tempfile.mkdtemp(prefix="routerpc-metrics-")
+    # With metrics on, workers write theirs to files here and the master serves the sum.
+    metrics_dir = None
+    if settings.metrics_port is not None:
+        metrics_dir = tempfile.mkdtemp(prefix="routerpc-metrics-")
     try:
         for index in range(count):
             workers.append(
@@ -222,4 +235,5 @@ def run_workers(settings: Settings, count: int) -> int:
             _stop_all([emulator], 5)
         os.close(ready_read)
         reserved.close()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -156,7 +156,7 @@ def test_image_serves_chats_from_its_emulator_and_drains_on_sigterm(
     assert result.provider
     assert "no OPENROUTER_API_KEY set" in logs(podman, name)
 
-    # Prometheus metrics work on the read-only root (the multiprocess files go to /tmp).
+    # Prometheus metrics work on the read-only root (the workers' metric files go to /tmp).
     metrics = httpx.get(f"http://127.0.0.1:{container.metrics_port}/metrics", timeout=10)
     assert metrics.status_code == 200
     assert "routerpc_" in metrics.text

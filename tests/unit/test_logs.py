@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from routerpc_gateway.logs import configure_logging
+from routerpc_gateway.logs import access_line, configure_logging
 
 
 class _Stderr:
@@ -28,9 +28,9 @@ class _Stderr:
 @pytest.fixture
 def stderr(capsys: pytest.CaptureFixture[str]) -> Iterator[_Stderr]:
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
+    saved = (root.handlers[:], root.level, access_line.writer)
     yield _Stderr(capsys)
-    root.handlers[:], root.level = saved
+    root.handlers[:], root.level, access_line.writer = saved
 
 
 def _access(logger: logging.Logger, fields: dict[str, object]) -> None:
@@ -101,3 +101,64 @@ def test_consecutive_lines_in_one_second_share_its_stamp_and_differ_in_milliseco
     now = time.gmtime()
     assert all(s[:4] == time.strftime("%Y", now) for s in stamps)
     assert stamps == sorted(stamps)
+
+
+ACCESS_FIELDS = {
+    "request_id": "ab12",
+    "method": "Chat",
+    "caller": "anonymous",
+    "model": "openai/gpt-4o",
+    "provider": "",
+    "attempts": 1,
+    "prompt_tokens": 9,
+    "reasoning_tokens": 0,
+    "cost": 0.0001225,
+    "upstream_seconds": 8.1e-05,
+    "first_chunk_seconds": None,
+    "code": "OK",
+    "latency_ms": 1.234,
+}
+
+
+def _without_stamp(line: str, fmt: str) -> str:
+    if fmt == "json":
+        entry = json.loads(line)
+        del entry["ts"]
+        return json.dumps(entry)
+    return line.split(" ", 2)[2]  # after "date time,ms"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_access_lines_written_directly_equal_those_of_the_logging_module(
+    stderr: _Stderr, fmt: str
+) -> None:
+    configure_logging("info", fmt)
+    access_line(logging.INFO, "rpc Chat OK", dict(ACCESS_FIELDS))
+    _access(logging.getLogger("routerpc.access"), dict(ACCESS_FIELDS))
+    direct, through_logging = stderr.getvalue().splitlines()
+    assert _without_stamp(direct, fmt) == _without_stamp(through_logging, fmt)
+    if fmt == "json":
+        assert json.loads(direct)["cost"] == 0.0001225
+        assert json.loads(direct)["upstream_seconds"] == 8.1e-05
+    else:
+        assert direct.split(" ", 2)[2].startswith("INFO routerpc.access: rpc Chat OK request_id")
+
+
+def test_access_lines_follow_the_access_logger_level(stderr: _Stderr) -> None:
+    configure_logging("warning", "text")
+    access_line(logging.INFO, "rpc Chat OK", {"request_id": "ok1"})
+    access_line(logging.WARNING, "rpc Chat NOT_FOUND", {"request_id": "nf1"})
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "WARNING routerpc.access: rpc Chat NOT_FOUND request_id=nf1" in lines[0]
+
+
+def test_access_lines_go_through_logging_until_the_gateway_configures_it(
+    stderr: _Stderr, caplog: pytest.LogCaptureFixture
+) -> None:
+    access_line.writer = None
+    with caplog.at_level(logging.INFO, logger="routerpc.access"):
+        access_line(logging.INFO, "rpc Chat OK", {"request_id": "ab12"})
+    [record] = [r for r in caplog.records if r.name == "routerpc.access"]
+    assert record.getMessage() == "rpc Chat OK"
+    assert record.rpc == {"request_id": "ab12"}
