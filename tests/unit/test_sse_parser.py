@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -56,3 +58,49 @@ def test_an_oversized_event_is_refused() -> None:
 def test_an_oversized_unterminated_line_is_refused() -> None:
     with pytest.raises(SseTooLargeError):
         SseParser(100).feed(b"data: " + b"x" * 200)
+
+
+def _reference(stream: bytes) -> list[str]:
+    """The WHATWG event-stream rules applied to the whole stream at once."""
+    events, data = [], []
+    for line in re.split(rb"\r\n|\r|\n", stream)[:-1]:  # the last piece has no line end
+        if not line:
+            if data:
+                events.append("\n".join(data))
+                data = []
+        elif not line.startswith(b":"):
+            name, _, value = line.partition(b":")
+            if name == b"data":
+                data.append(value.removeprefix(b" ").decode("utf-8", "replace"))
+    return events
+
+
+_PIECES = st.sampled_from(
+    [
+        b"",
+        b"data: x",
+        b"data:y",
+        b"data: ",
+        b"data",
+        b": comment",
+        b"id: 1",
+        b"event: e",
+        b"\xc3\xa9",
+    ]
+)
+_ENDINGS = st.sampled_from([b"\n", b"\r\n", b"\r"])
+
+
+@given(
+    st.lists(st.tuples(_PIECES, _ENDINGS, st.booleans()), max_size=20),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_mixed_line_endings_and_any_split_give_what_the_whole_stream_gives(
+    lines: list[tuple[bytes, bytes, bool]], cuts: list[int]
+) -> None:
+    stream = b"".join(piece + ending + (ending if blank else b"") for piece, ending, blank in lines)
+    points = sorted({min(c, len(stream)) for c in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    assert _feed_all(SseParser(1 << 20), chunks) == _reference(stream)
+    one_byte_each = [stream[i : i + 1] for i in range(len(stream))]  # every split at once
+    assert _feed_all(SseParser(1 << 20), one_byte_each) == _reference(stream)
