@@ -166,10 +166,12 @@ def _chat_response(body: Mapping[str, Any], quantization: int) -> pb.ChatRespons
 
 
 def _fill_delta(delta: pb.Delta, raw: Mapping[str, Any]) -> None:
-    delta.role = str(raw.get("role") or "")
+    delta.SetInParent()  # present even when the event's delta is empty
+    if role := raw.get("role"):
+        delta.role = str(role)
     for name in ("content", "reasoning", "refusal"):
-        if isinstance(raw.get(name), str):
-            setattr(delta, name, raw[name])
+        if isinstance(value := raw.get(name), str):
+            setattr(delta, name, value)
     for call in raw.get("tool_calls") or []:
         function = call.get("function") or {}
         delta.tool_calls.add(
@@ -190,20 +192,28 @@ def stream_chunk(body: Mapping[str, Any], quantization: int = 0) -> pb.StreamCha
         raise _shape_error("stream chunk", error) from None
 
 
+_CHUNK_TEXT = ("id", "model", "provider")
+
+
 def _stream_chunk(body: Mapping[str, Any], quantization: int) -> pb.StreamChatResponse:
-    chunk = pb.StreamChatResponse(
-        id=str(body.get("id") or ""),
-        model=str(body.get("model") or ""),
-        provider=str(body.get("provider") or ""),
-        created=_int(body.get("created")),
-        quantization=quantization,
-    )
+    """Written in place, defaults left unwritten, as ``_chat_response``: one event per relayed
+    message, so this runs ten times or more per stream."""
+    chunk = pb.StreamChatResponse()
+    for name in _CHUNK_TEXT:
+        if value := body.get(name):
+            setattr(chunk, name, str(value))
+    if created := _int(body.get("created")):
+        chunk.created = created
+    if quantization:
+        chunk.quantization = quantization
     for raw in body.get("choices") or []:
-        choice = chunk.choices.add(
-            index=_int(raw.get("index")),
-            finish_reason=_finish(raw.get("finish_reason")),
-            native_finish_reason=str(raw.get("native_finish_reason") or ""),
-        )
+        choice = chunk.choices.add()
+        if index := _int(raw.get("index")):
+            choice.index = index
+        if finish_reason := _finish(raw.get("finish_reason")):
+            choice.finish_reason = finish_reason
+        if native := raw.get("native_finish_reason"):
+            choice.native_finish_reason = str(native)
         _fill_delta(choice.delta, raw.get("delta") or {})
     if isinstance(body.get("usage"), Mapping):
         _fill_usage(chunk.usage, body["usage"])
