@@ -10,6 +10,8 @@ run. Counted here, in one process and with no gRPC or HTTP I/O:
 
 * ``call``: the gateway's call wrapper and ``Chat`` on the seed request, with an upstream that
   answers at once with the benchmark's completion (decoded from bytes, as a reply would be);
+* ``stream``: the same for ``StreamChat``, the upstream's SSE body (10 content chunks, a usage
+  chunk) arriving as one read and going through the gateway's SSE parser;
 * its parts alone: ``validation``, ``body`` (request to JSON bytes), ``reply`` (completion to
   ``ChatResponse``), ``access-line`` (metrics and the access log line, written to /dev/null).
 
@@ -24,18 +26,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("call", "validation", "body", "reply", "access-line")
+PARTS = ("call", "stream", "validation", "body", "reply", "access-line")
 _WARM_UP = 300
 _BASE_CALLS = 10
 
@@ -69,6 +72,7 @@ class _AnsweringUpstream:
         self._decode = decode_json  # looked up once: an import statement per call is counted
         self._completion = fixtures.completion_json().encode()
         self._endpoints = fixtures.endpoints_json().encode()
+        self._sse = fixtures.sse_body().encode()
 
     async def chat(self, body: bytes, *, seconds: float, api_key: str | None = None) -> Any:
         return self._decode(200, self._completion)
@@ -76,11 +80,25 @@ class _AnsweringUpstream:
     async def get(self, path: str, *, seconds: float, api_key: str | None = None) -> Any:
         return self._decode(200, self._endpoints)
 
+    @contextlib.asynccontextmanager
+    async def stream_chat(
+        self, body: bytes, *, seconds: float, api_key: str | None = None
+    ) -> AsyncIterator[AsyncIterator[Any]]:
+        from routerpc_gateway.upstream._base import sse_events
+
+        async def one_read() -> AsyncIterator[bytes]:
+            yield self._sse
+
+        async def no_body() -> bytes:
+            return b""
+
+        yield sse_events((200, "text/event-stream"), no_body, one_read(), 1 << 20)
+
     async def aclose(self) -> None:
         return None
 
 
-def _call_part() -> Callable[[], object]:
+def _call_part(streaming: bool) -> Callable[[], object]:
     import grpc
 
     from bench import fixtures
@@ -98,12 +116,30 @@ def _call_part() -> Callable[[], object]:
     upstream = _AnsweringUpstream()
     servicer = RouterServicer(
         settings,
-        upstream,  # type: ignore[arg-type]  # the Upstream protocol's two calls used here
-        Catalog(upstream, settings.catalog_ttl),  # type: ignore[arg-type]
+        upstream,
+        Catalog(upstream, settings.catalog_ttl),
     )
     wrapper = ObservingInterceptor(
         lambda: current_caller.get().name, Admission(CallersStore(settings.callers_file))
     )
+    context = _Context()
+    loop = asyncio.new_event_loop()
+    if streaming:
+        streamer = grpc.unary_stream_rpc_method_handler(
+            servicer.StreamChat,
+            request_deserializer=pb.StreamChatRequest.FromString,
+            response_serializer=pb.StreamChatResponse.SerializeToString,
+        )
+        stream: Any = wrapper._wrapped(
+            "/routerpc.v1.RouterService/StreamChat", streamer
+        ).unary_stream
+        assert stream is not None
+        raw = pb.StreamChatRequest(request=fixtures.seed_request()).SerializeToString()
+
+        async def relayed() -> list[Any]:
+            return [message async for message in stream(raw, context)]
+
+        return lambda: loop.run_until_complete(relayed())
     handler = grpc.unary_unary_rpc_method_handler(
         servicer.Chat,
         request_deserializer=pb.ChatRequest.FromString,
@@ -112,8 +148,6 @@ def _call_part() -> Callable[[], object]:
     call = wrapper._wrapped("/routerpc.v1.RouterService/Chat", handler).unary_unary
     assert call is not None
     raw = fixtures.seed_request().SerializeToString()
-    context = _Context()
-    loop = asyncio.new_event_loop()
     # One task per call, as grpc.aio runs each RPC; the answer is returned so that a test can
     # see the counted call is a successful one.
     return lambda: loop.run_until_complete(call(raw, context))  # type: ignore[arg-type]
@@ -137,8 +171,8 @@ def _part(name: str) -> Callable[[], object]:
 
     request = fixtures.seed_request()
     completion = decode_json(200, fixtures.completion_json().encode())
-    if name == "call":
-        return _call_part()
+    if name in ("call", "stream"):
+        return _call_part(streaming=name == "stream")
     if name == "access-line":
         return _access_line_part()
     runs: dict[str, Callable[[], object]] = {

@@ -24,3 +24,15 @@ def test_the_counted_call_answers_with_the_benchmark_completion() -> None:
         expected = fixtures.completion()["choices"][0]["message"]["content"]
         assert response.choices[0].message.content == expected
         assert response.quantization == Quantization.FP16  # the catalogue lookup ran too
+
+
+def test_the_counted_stream_relays_every_chunk_of_the_benchmark_body() -> None:
+    run = instructions._part("stream")
+    for _ in range(2):
+        messages = run()
+        assert isinstance(messages, list)
+        assert len(messages) == len(fixtures.STREAM_PIECES) + 1  # and the usage chunk
+        text = "".join(m.choices[0].delta.content for m in messages if m.choices)
+        assert text == "".join(fixtures.STREAM_PIECES)
+        assert messages[-1].HasField("usage")
+        assert messages[-1].quantization == Quantization.FP16  # the catalogue lookup ran too
