@@ -142,6 +142,10 @@ class _AccessLog:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self.writer: _AccessWriter | None = None
 
+    def enabled_for(self, level: int) -> bool:
+        """Whether a line at ``level`` would be written (check before building its fields)."""
+        return self._logger.isEnabledFor(level)
+
     def __call__(self, level: int, message: str, rpc: dict[str, Any]) -> None:
         """Log one access line (``rpc``: its fields) at ``level``, if that level is enabled."""
         if not self._logger.isEnabledFor(level):

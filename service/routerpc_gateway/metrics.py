@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,6 +45,8 @@ __all__ = [
     "write_tallies",
     "write_tallies_every",
 ]
+
+log = logging.getLogger("routerpc.gateway")
 
 Labels: TypeAlias = tuple[str, ...]
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -308,4 +311,7 @@ async def write_tallies_every(path: Path, seconds: float = FLUSH_INTERVAL_S) -> 
         await asyncio.sleep(seconds)
         current = _snapshot()
         if current != written:
-            written = write_tallies(path, current)
+            try:
+                written = write_tallies(path, current)
+            except OSError as error:  # a full or vanished disk: the calls go on, try again
+                log.warning("could not write this worker's metrics to %s: %s", path, error)

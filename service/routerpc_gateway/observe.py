@@ -84,11 +84,12 @@ def _finish(record: CallRecord, caller: str) -> None:
     record.caller = caller
     elapsed = time.monotonic() - record.started
     count_call(record, elapsed)
-    fields = dict(vars(record))  # flat scalars only: no deep copy needed
-    del fields["started"]
-    fields["latency_ms"] = round(elapsed * 1000, 3)
     level = logging.INFO if record.code == "OK" else logging.WARNING
-    access_line(level, f"rpc {record.method} {record.code}", fields)
+    if access_line.enabled_for(level):
+        fields = dict(vars(record))  # flat scalars only: no deep copy needed
+        del fields["started"]
+        fields["latency_ms"] = round(elapsed * 1000, 3)
+        access_line(level, f"rpc {record.method} {record.code}", fields)
 
 
 def _code_of(error: BaseException, context: Any) -> str:

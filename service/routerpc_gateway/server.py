@@ -191,7 +191,10 @@ async def serve(
         if writing is not None:
             writing.cancel()
         if tallies is not None:
-            write_tallies(tallies)  # drained: the master's last scrape sees every call
+            try:
+                write_tallies(tallies)  # drained: the master's last scrape sees every call
+            except OSError as error:
+                log.warning("could not write this worker's last metrics: %s", error)
         await upstream.aclose()
         if tracer is not None:
             tracer.shutdown()  # flush the last spans

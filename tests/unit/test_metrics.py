@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,28 @@ async def test_worker_writes_its_tallies_again_only_after_they_changed(tmp_path:
         assert written["routerpc_shed_total"] == [[[], 1.0]]
     finally:
         writer.cancel()
+
+
+@pytest.mark.usefixtures("fresh_tallies")
+async def test_worker_that_cannot_write_its_tallies_warns_and_keeps_trying(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "not-yet"
+    path = folder / "worker-0.json"
+    with caplog.at_level(logging.WARNING, logger="routerpc.gateway"):
+        writer = asyncio.create_task(write_tallies_every(path, seconds=0.01))
+        try:
+            for _ in range(500):  # bounded: 5 s
+                if "could not write this worker's metrics" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+            assert "could not write this worker's metrics" in caplog.text
+            folder.mkdir()
+            for _ in range(500):
+                if path.exists():
+                    break
+                await asyncio.sleep(0.01)
+            assert json.loads(path.read_text())["routerpc_shed_total"] == [[[], 0.0]]
+            assert not writer.done()
+        finally:
+            writer.cancel()
