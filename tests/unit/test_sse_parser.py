@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routerpc_gateway.upstream._sse import SseParser, SseTooLargeError
@@ -30,6 +30,7 @@ def test_events_are_parsed_with_every_line_ending(newline: bytes) -> None:
     assert _feed_all(SseParser(1 << 20), [stream]) == EVENTS
 
 
+@settings(deadline=None)  # speed is for bench/, not for a test
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
 def test_events_survive_any_split_into_chunks(cuts: list[int]) -> None:
     for newline in (b"\n", b"\r\n", b"\r"):
@@ -91,6 +92,7 @@ _PIECES = st.sampled_from(
 _ENDINGS = st.sampled_from([b"\n", b"\r\n", b"\r"])
 
 
+@settings(deadline=None)
 @given(
     st.lists(st.tuples(_PIECES, _ENDINGS, st.booleans()), max_size=20),
     st.lists(st.integers(min_value=0, max_value=400), max_size=12),
