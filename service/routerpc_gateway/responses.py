@@ -108,14 +108,19 @@ def _fill_message(message: pb.AssistantMessage, raw: Mapping[str, Any]) -> None:
             getattr(message, name).CopyFrom(_list_value(value))
 
 
-def _fill_choice(choice: pb.Choice, raw: Mapping[str, Any]) -> None:
+def _fill_choice_ending(choice: pb.Choice | pb.ChunkChoice, raw: Mapping[str, Any]) -> None:
+    """Index and finish reasons, which a completion's choice and a stream event's share."""
     if index := _int(raw.get("index")):
         choice.index = index
-    _fill_message(choice.message, raw.get("message") or {})
     if finish_reason := _finish(raw.get("finish_reason")):
         choice.finish_reason = finish_reason
     if native := raw.get("native_finish_reason"):
         choice.native_finish_reason = str(native)
+
+
+def _fill_choice(choice: pb.Choice, raw: Mapping[str, Any]) -> None:
+    _fill_choice_ending(choice, raw)
+    _fill_message(choice.message, raw.get("message") or {})
     if isinstance(raw.get("logprobs"), dict):
         json_format.ParseDict(raw["logprobs"], choice.logprobs)
     error = raw.get("error")
@@ -144,6 +149,23 @@ def chat_response(body: Mapping[str, Any], quantization: int = 0) -> pb.ChatResp
 _RESPONSE_TEXT = ("id", "model", "provider", "system_fingerprint", "service_tier")
 
 
+def _fill_top(
+    message: pb.ChatResponse | pb.StreamChatResponse,
+    body: Mapping[str, Any],
+    texts: tuple[str, ...],
+    quantization: int,
+) -> None:
+    """The top-level fields a completion and a stream event share: the text fields named in
+    ``texts``, ``created`` and the served quantization (defaults left unwritten)."""
+    for name in texts:
+        if value := body.get(name):
+            setattr(message, name, str(value))
+    if created := _int(body.get("created")):
+        message.created = created
+    if quantization:
+        message.quantization = quantization
+
+
 def _chat_response(body: Mapping[str, Any], quantization: int) -> pb.ChatResponse:
     """Written in place, field by field, defaults left unwritten: building nested messages
     and passing them to constructors copies each one again."""
@@ -151,13 +173,7 @@ def _chat_response(body: Mapping[str, Any], quantization: int) -> pb.ChatRespons
     if not isinstance(choices, list):
         raise ValueError("completion body has no choices list")
     response = pb.ChatResponse()
-    for name in _RESPONSE_TEXT:
-        if value := body.get(name):
-            setattr(response, name, str(value))
-    if quantization:
-        response.quantization = quantization
-    if created := _int(body.get("created")):
-        response.created = created
+    _fill_top(response, body, _RESPONSE_TEXT, quantization)
     for choice in choices:
         _fill_choice(response.choices.add(), choice)
     if isinstance(body.get("usage"), Mapping):
@@ -199,21 +215,10 @@ def _stream_chunk(body: Mapping[str, Any], quantization: int) -> pb.StreamChatRe
     """Written in place, defaults left unwritten, as ``_chat_response``: one event per relayed
     message, so this runs ten times or more per stream."""
     chunk = pb.StreamChatResponse()
-    for name in _CHUNK_TEXT:
-        if value := body.get(name):
-            setattr(chunk, name, str(value))
-    if created := _int(body.get("created")):
-        chunk.created = created
-    if quantization:
-        chunk.quantization = quantization
+    _fill_top(chunk, body, _CHUNK_TEXT, quantization)
     for raw in body.get("choices") or []:
         choice = chunk.choices.add()
-        if index := _int(raw.get("index")):
-            choice.index = index
-        if finish_reason := _finish(raw.get("finish_reason")):
-            choice.finish_reason = finish_reason
-        if native := raw.get("native_finish_reason"):
-            choice.native_finish_reason = str(native)
+        _fill_choice_ending(choice, raw)
         _fill_delta(choice.delta, raw.get("delta") or {})
     if isinstance(body.get("usage"), Mapping):
         _fill_usage(chunk.usage, body["usage"])
