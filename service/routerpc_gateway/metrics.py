@@ -61,9 +61,12 @@ class _Metric:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
-        self.values: dict[Labels, Any] = {}
-        if not self.labelnames:
-            self.values[()] = self.zero()  # exported before the first event, as Prometheus expects
+        self.values: dict[Labels, Any] = self.empty()
+
+    def empty(self) -> dict[Labels, Any]:
+        """The series before any event: none, or the one zero series of an unlabelled metric
+        (exported before its first event, as Prometheus expects)."""
+        return {} if self.labelnames else {(): self.zero()}
 
     def zero(self) -> Any:
         return 0.0
@@ -271,9 +274,7 @@ class SummedFilesCollector(Collector):
         self._directory = directory
 
     def collect(self) -> Iterator[Any]:
-        totals: dict[str, dict[Labels, Any]] = {
-            m.name: {} if m.labelnames else {(): m.zero()} for m in METRICS
-        }
+        totals = {m.name: m.empty() for m in METRICS}
         by_name = {m.name: m for m in METRICS}
         for path in sorted(self._directory.glob("worker-*.json")):
             try:

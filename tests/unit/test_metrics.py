@@ -93,8 +93,7 @@ def fresh_tallies() -> Iterator[None]:
     saved = [(m, dict(m.values)) for m in metrics.METRICS]
     for metric in metrics.METRICS:
         metric.values.clear()
-        if not metric.labelnames:
-            metric.values[()] = metric.zero()
+        metric.values.update(metric.empty())
     yield
     for metric, values in saved:
         metric.values.clear()
