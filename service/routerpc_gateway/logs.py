@@ -19,6 +19,8 @@ import pydantic_core
 
 __all__ = ["ACCESS_LOGGER", "access_line", "configure_logging"]
 
+ACCESS_LOGGER = "routerpc.access"
+
 
 class _Clock:
     """Timestamps for log lines, the date and time part formatted once per second.
@@ -128,9 +130,6 @@ class _AccessWriter:
             pass
         finally:
             handler.release()
-
-
-ACCESS_LOGGER = "routerpc.access"
 
 
 class _AccessLog:

@@ -101,8 +101,13 @@ def _worker_env(
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERPC_")}
     env.pop("OPENROUTER_API_KEY", None)
     excluded = {
-        *("api_key", "workers", "emulator"),
-        *("worker_index", "ready_fd", "metrics_port", "metrics_dir"),
+        "api_key",
+        "workers",
+        "emulator",
+        "worker_index",
+        "ready_fd",
+        "metrics_port",
+        "metrics_dir",
     }
     for name, value in settings.model_dump(exclude=excluded).items():
         if value is not None:
