@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from routerpc._errors import FieldViolation, InvalidArgumentError
 from routerpc._gen.buf.validate import validate_pb2
 from routerpc._message_rules import MessageRule, python_rules
+from routerpc._quick_check import passes
 from routerpc._twins import twin_of
 
 __all__ = ["VALIDATION_REASON", "field_violations", "validate"]
@@ -220,7 +221,12 @@ def _engine_key(root: Descriptor, violation: validate_pb2.Violation) -> _Key:
     for element in violation.field.elements:
         if descriptor is None:
             break
-        field = descriptor.fields_by_number[element.field_number]
+        field = descriptor.fields_by_number.get(element.field_number)
+        if field is None:
+            # A oneof rule names the oneof, which has no number; the engine checks oneofs after
+            # the message's own rules and before its fields.
+            key.append((-1, -1))
+            break
         subscript = element.WhichOneof("subscript")
         sub = -1 if subscript is None else element.index if subscript == "index" else 0
         key.append((field.index, sub))
@@ -231,6 +237,13 @@ def _engine_key(root: Descriptor, violation: validate_pb2.Violation) -> _Key:
 def field_violations(message: Message) -> list[FieldViolation]:
     """Every rule ``message`` breaks, as dotted field paths with a readable description, in the
     engine's order: depth first, a message's own rules before its fields'."""
+    if passes(message):
+        return []  # proven valid by the compiled check (``_quick_check``)
+    return exact_violations(message)
+
+
+def exact_violations(message: Message) -> list[FieldViolation]:
+    """:func:`field_violations` without the quick check: the Python walk and the engine."""
     root = cast(Descriptor, message.DESCRIPTOR)
     walk = _Walk()
     walk.message(message, _plan(root), None)

@@ -263,3 +263,27 @@ def test_first_validations_racing_in_threads_all_get_the_verdict() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str([["message.tool_call_id_required"]] * 8)
+
+
+def test_a_oneof_left_empty_is_reported_where_the_engine_reports_it() -> None:
+    # A required oneof's violation names the oneof, which has no field number: it once made
+    # the exact path fail with a KeyError instead of reporting the field.
+    request = pb.ChatRequest(
+        model="openai/gpt-4o",
+        top_logprobs=2,
+        messages=[pb.Message(role=3, text="hi")],
+        tools=[
+            pb.Tool(cache_control=pb.CacheControl(ttl="2h")),
+            pb.Tool(function=pb.FunctionTool(name="ok")),
+            pb.Tool(),
+        ],
+        tool_choice=pb.ToolChoice(),
+    )
+    found = _agree(request)
+    assert [v.field for v in found] == [
+        "top_logprobs",
+        "tools[0].tool",
+        "tools[0].cache_control.ttl",
+        "tools[2].tool",
+        "tool_choice.choice",
+    ]

@@ -107,6 +107,24 @@ def test_unspecified_quantization_is_invalid_argument_naming_provider_quantizati
     assert upstream.requests() == []
 
 
+def test_a_tool_of_no_kind_is_invalid_argument_naming_the_oneof_and_never_sent_upstream(
+    client: RouterClient, upstream: Emulator, expect_error: Any
+) -> None:
+    request = _hello()
+    request.tools.add()  # neither a function nor a server tool
+
+    with expect_error(InvalidArgumentError) as info:
+        client.chat(request)
+    assert _fields(info.value) == ["tools[0].tool"]
+    assert info.value.field_violations[0].reason == "required"
+    assert info.value.domain == GATEWAY_DOMAIN
+
+    with expect_error(InvalidArgumentError) as info:
+        list(client.stream_chat(request))
+    assert _fields(info.value) == ["request.tools[0].tool"]
+    assert upstream.requests() == []
+
+
 def test_extra_body_setting_stream_is_invalid_argument_naming_extra_body_stream(
     client: RouterClient, upstream: Emulator, expect_error: Any
 ) -> None:
