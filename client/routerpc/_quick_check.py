@@ -73,7 +73,7 @@ class _TypeCheck:
     ``required`` fields and oneofs must be set; ``rules`` are the message-level rules."""
 
     full_name: str
-    checks: dict[str, _Check] = field(default_factory=dict)
+    checks: dict[FieldDescriptor, _Check] = field(default_factory=dict)
     needed: list[tuple[str, _Check]] = field(default_factory=list)
     required: list[str] = field(default_factory=list)
     oneofs: list[str] = field(default_factory=list)
@@ -92,7 +92,7 @@ class _TypeCheck:
         checks = self.checks
         if checks:
             for descriptor, value in message.ListFields():
-                check = checks.get(descriptor.name)
+                check = checks.get(descriptor)  # by the descriptor: its name is a new str
                 if check is not None and not check(value):
                     return False
         for name, check in self.needed:
@@ -165,7 +165,7 @@ class _Compiler:
         if not descriptor.has_presence and not compiled(_default(descriptor)):
             check.needed.append((descriptor.name, compiled))
         else:
-            check.checks[descriptor.name] = compiled
+            check.checks[descriptor] = compiled
 
     def _value_check(
         self,
@@ -331,6 +331,7 @@ class _Compiler:
         unique = rules.unique
 
         def check(values: Any) -> bool:
+            values = values[:]  # a list: walked once here, not once per question below
             size = len(values)
             if size < low or (high is not None and size > high):
                 return False

@@ -26,6 +26,7 @@ __all__ = [
     "usage",
 ]
 
+_NUMBER = (int, float)  # a constant: ``int | float`` builds a new union at every use
 _FINISH = {name.lower(): value for name, value in enums.FinishReason.__members__.items()}
 
 
@@ -44,7 +45,7 @@ def _finish(value: Any) -> int:
 
 
 def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    return int(value) if isinstance(value, _NUMBER) and not isinstance(value, bool) else 0
 
 
 def usage(raw: Mapping[str, Any]) -> pb.Usage:
@@ -74,10 +75,10 @@ def _fill_usage(result: pb.Usage, raw: Mapping[str, Any]) -> None:
             setattr(result, name, count)
     if raw.get("is_byok", False):
         result.is_byok = True
-    if isinstance(raw.get("cost"), int | float):
+    if isinstance(raw.get("cost"), _NUMBER):
         result.cost = float(raw["cost"])
     cost_details = raw.get("cost_details") or {}
-    if isinstance(cost_details.get("upstream_inference_cost"), int | float):
+    if isinstance(cost_details.get("upstream_inference_cost"), _NUMBER):
         result.upstream_inference_cost = float(cost_details["upstream_inference_cost"])
 
 
@@ -124,7 +125,7 @@ def _fill_choice(choice: pb.Choice, raw: Mapping[str, Any]) -> None:
     if isinstance(raw.get("logprobs"), dict):
         json_format.ParseDict(raw["logprobs"], choice.logprobs)
     error = raw.get("error")
-    if isinstance(error, Mapping):
+    if isinstance(error, dict):
         code = error.get("code")
         choice.error.code = code if isinstance(code, int) else 0
         choice.error.message = str(error.get("message") or "")
@@ -176,7 +177,7 @@ def _chat_response(body: Mapping[str, Any], quantization: int) -> pb.ChatRespons
     _fill_top(response, body, _RESPONSE_TEXT, quantization)
     for choice in choices:
         _fill_choice(response.choices.add(), choice)
-    if isinstance(body.get("usage"), Mapping):
+    if isinstance(body.get("usage"), dict):
         _fill_usage(response.usage, body["usage"])
     return response
 
@@ -220,7 +221,7 @@ def _stream_chunk(body: Mapping[str, Any], quantization: int) -> pb.StreamChatRe
         choice = chunk.choices.add()
         _fill_choice_ending(choice, raw)
         _fill_delta(choice.delta, raw.get("delta") or {})
-    if isinstance(body.get("usage"), Mapping):
+    if isinstance(body.get("usage"), dict):
         _fill_usage(chunk.usage, body["usage"])
     return chunk
 
@@ -253,7 +254,7 @@ def _percentiles(raw: Any) -> pb.Percentiles | None:
         **{
             k: float(raw[k])
             for k in ("p50", "p75", "p90", "p99")
-            if isinstance(raw.get(k), int | float)
+            if isinstance(raw.get(k), _NUMBER)
         }
     )
 
@@ -274,7 +275,7 @@ def endpoint(raw: Mapping[str, Any]) -> pb.Endpoint:
     )
     if isinstance(raw.get("max_completion_tokens"), int):
         result.max_completion_tokens = raw["max_completion_tokens"]
-    if isinstance(raw.get("uptime_last_30m"), int | float):
+    if isinstance(raw.get("uptime_last_30m"), _NUMBER):
         result.uptime_last_30m = float(raw["uptime_last_30m"])
     for name in ("latency_last_30m", "throughput_last_30m"):
         if (value := _percentiles(raw.get(name))) is not None:
@@ -307,7 +308,7 @@ def generation(raw: Mapping[str, Any]) -> pb.Generation:
         ("generation_time", "generation_time_ms"),
     ):
         value = raw.get(source)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, _NUMBER) and not isinstance(value, bool):
             setattr(result, target, float(value))
     json_format.ParseDict(_finite(dict(raw)), result.details)
     return result
