@@ -99,15 +99,21 @@ def start(
     argv = server_argv(kind, args, tools, port, upstream)
     proc = procs.start(f"server-{len(procs.running)}", argv, SERVER_CPU, env=env)
     procs.wait_port(proc, port)
-    message: object = fixtures.seed_request()
-    if args.mode == "stream":
-        message = pb.StreamChatRequest(request=fixtures.seed_request())
-    data = procs.workdir / "request.grpc"
-    data.write_bytes(fixtures.grpc_frame(message))
-    path = CHAT_PATH if args.mode == "unary" else STREAM_PATH
-    load = Load(f"http://{HOST}:{port}{path}", data, GRPC_HEADERS, h1=False)
+    load = seed_load(args.mode, port, procs.workdir)
     run(tools, load, WARM_UP_REQUESTS, args.concurrency)
     return Running(spec, proc, load)
+
+
+def seed_load(mode: str, port: int, workdir: Path) -> Load:
+    """h2load's target for ``mode``: the seed request (wrapped for ``StreamChat``) as one gRPC
+    frame, sent to the server on ``port``."""
+    message: object = fixtures.seed_request()
+    if mode == "stream":
+        message = pb.StreamChatRequest(request=fixtures.seed_request())
+    data = workdir / f"request-{mode}.grpc"
+    data.write_bytes(fixtures.grpc_frame(message))
+    path = CHAT_PATH if mode == "unary" else STREAM_PATH
+    return Load(f"http://{HOST}:{port}{path}", data, GRPC_HEADERS, h1=False)
 
 
 def run(tools: Tools, load: Load, requests: int, concurrency: int) -> int:

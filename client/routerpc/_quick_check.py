@@ -113,6 +113,7 @@ class _Compiler:
     def __init__(self, known: dict[str, _TypeCheck]) -> None:
         self.known = known
         self.built: dict[str, _TypeCheck] = {}
+        self.building: set[str] = set()
 
     def type_check(self, descriptor: Descriptor) -> _TypeCheck:
         name = descriptor.full_name
@@ -120,6 +121,7 @@ class _Compiler:
         if found is not None:
             return found  # a recursive type sees its own check, still being filled
         check = self.built[name] = _TypeCheck(name)
+        self.building.add(name)
         self._message_rules(descriptor, check)
         for oneof in descriptor.oneofs:
             options = oneof.GetOptions()
@@ -129,6 +131,7 @@ class _Compiler:
                     check.oneofs.append(oneof.name)
         for field_descriptor in descriptor.fields:
             self._field(field_descriptor, check)
+        self.building.discard(name)
         return check
 
     def _message_rules(self, descriptor: Descriptor, check: _TypeCheck) -> None:
@@ -209,6 +212,8 @@ class _Compiler:
             if message_type.full_name in _JSON_TYPES:
                 return _finite_json
             inner = self.type_check(message_type)
+            if inner.full_name in self.building:  # not filled yet: it may well have rules
+                return inner.passes
             return None if inner.is_trivial() else inner.passes
         if rules is None or rules.WhichOneof("type") is None:
             return None

@@ -499,3 +499,33 @@ def test_rules_outside_the_compiled_kinds_are_named_and_left_to_the_exact_path()
     assert field_violations(valid) == []
     wrong = cls(email="nope", digits="١٢٣", even=3)
     assert {v.reason for v in field_violations(wrong)} == {"string.email", "string.pattern", "even"}
+
+
+def _tree() -> Descriptor:
+    """A recursive message type outside the contract: a rule sits below a field of its own
+    type, which the check compiles while that type is still being built."""
+    pool = descriptor_pool.Default()
+    try:
+        return pool.FindMessageTypeByName("routerpc_tests.Tree")
+    except KeyError:
+        pass
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="routerpc_tests/tree.proto",
+        package="routerpc_tests",
+        syntax="proto3",
+        dependency=["buf/validate/validate.proto"],
+    )
+    tree = proto.message_type.add(name="Tree")
+    tree.field.add(name="child", number=1, type=11, label=1, type_name=".routerpc_tests.Tree")
+    name = tree.field.add(name="name", number=2, type=9, label=1)
+    name.options.Extensions[validate_pb2.field].string.min_len = 1
+    pool.Add(proto)
+    return pool.FindMessageTypeByName("routerpc_tests.Tree")
+
+
+def test_a_rule_inside_a_recursive_type_is_checked_at_every_depth() -> None:
+    cls = message_factory.GetMessageClass(_tree())
+    assert unsure_rules(_tree()) == []
+
+    assert _assert_same_verdict(cls(name="a", child=cls(name="b", child=cls(name="c"))))
+    assert not _assert_same_verdict(cls(name="a", child=cls(name="b", child=cls(name=""))))
