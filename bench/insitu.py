@@ -49,9 +49,26 @@ WARM_UP_REQUESTS = 100
 _SUMMARY = re.compile(r"^summary: (\d+)$", re.MULTILINE)
 
 
+def _process_tree(root: int) -> list[str]:
+    """``root`` and every process below it, as pids: taskset execs valgrind, so ``root`` is the
+    server itself, and only its processes are zeroed and dumped, not another callgrind run on
+    the machine (``callgrind_control`` without pids acts on every one)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            after_name = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(after_name[1])
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return [str(pid) for pid in sorted(tree)]
+
+
 def _dumped(out: Path, before: set[Path]) -> int:
-    """The instructions in the dumps callgrind wrote since ``before`` (one per process: the
-    gateway's master and each worker), once no more appear for a second."""
+    """The instructions in the dumps callgrind wrote since ``before`` (one per process under
+    callgrind), once no more appear for a second."""
     found: dict[Path, int] = {}
     settled = 0.0
     deadline = time.monotonic() + 30
@@ -78,9 +95,6 @@ def count(
     argv = server_argv(kind, args, tools, port, upstream)
     out = procs.workdir / f"callgrind-{kind}-{args.mode}-c{args.concurrency}"
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
-    if kind == "gateway" and args.workers > 1:
-        argv += ["--workers", str(args.workers)]  # the last --workers wins
-        valgrind.append("--trace-children=yes")  # the workers are processes of their own
     env = gateway_env()
     env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every run
     valgrind.append("--dump-instr=no")
@@ -89,12 +103,11 @@ def count(
         procs.wait_port(proc, port, seconds=300)  # start-up under valgrind takes a while
         load = seed_load(args.mode, port, procs.workdir)
         run(tools, load, WARM_UP_REQUESTS, args.concurrency)
-        # Every process under callgrind (this server's, and its workers): only one server runs
-        # at a time.
-        subprocess.run(["callgrind_control", "-z"], capture_output=True, check=True)
+        pids = _process_tree(proc.popen.pid)  # the server and any process of its own
+        subprocess.run(["callgrind_control", "-z", *pids], capture_output=True, check=True)
         before = set(out.parent.glob(out.name + ".*"))
         done = run(tools, load, args.requests, args.concurrency)
-        subprocess.run(["callgrind_control", "-d"], capture_output=True, check=True)
+        subprocess.run(["callgrind_control", "-d", *pids], capture_output=True, check=True)
         return _dumped(out, before) / done
     finally:
         proc.popen.terminate()
@@ -112,12 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, choices=(1, 16, 64), default=1)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
-    parser.add_argument("--workers", type=int, default=1, help="the gateway's --workers")
     parser.add_argument("--routerpc", help="another `routerpc` executable to run as the gateway")
     args = parser.parse_args(argv)
     args.client, args.extra = "aiohttp", []
-    if not 0 < args.requests <= 5_000 or not 0 < args.workers <= 8:
-        parser.error("--requests must be 1..5000 (bounded load; valgrind is slow), --workers 1..8")
+    if not 0 < args.requests <= 5_000:
+        parser.error("--requests must be 1..5000 (bounded load; valgrind is slow)")
     tools = find_tools(sys.executable, args.routerpc)
     procs = Processes(Path(tempfile.mkdtemp(prefix="routerpc-insitu-")))
     try:
@@ -129,8 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         with contextlib.suppress(Exception):
             procs.stop_all()
-    workers = f", gateway --workers {args.workers}" if args.workers > 1 else ""
-    print(f"instructions per request, {args.mode}, c={args.concurrency}{workers}")
+    print(f"instructions per request, {args.mode}, c={args.concurrency}")
     for kind, figure in counts.items():
         bases = {"gateway": ("passthrough", "echo"), "passthrough": ("echo",)}.get(kind, ())
         ratios = [f"{figure / counts[base]:.2f}x {base}" for base in bases if base in counts]

@@ -156,7 +156,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:  # the callers file
         return _fail(f"invalid configuration: callers_file: {error}", 2)
     except OSError as error:
-        return _fail(f"cannot serve on {settings.host}:{settings.port}: {error.strerror}", 1)
+        # A worker start-up failure is an OSError with a message but no strerror.
+        reason = error.strerror or str(error)
+        return _fail(f"cannot serve on {settings.host}:{settings.port}: {reason}", 1)
     return 0
 
 

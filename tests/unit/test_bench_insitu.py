@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +40,18 @@ def test_no_dump_is_an_error_not_a_zero(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(insitu.time, "sleep", lambda seconds: None)
     with pytest.raises(BenchError, match="no dump"):
         insitu._dumped(tmp_path / "callgrind-echo-unary-c1", set())
+
+
+def test_the_process_tree_holds_the_server_and_its_workers_only() -> None:
+    # A shell (the "server") with a child of its own (a "worker"); this test process is outside.
+    shell = subprocess.Popen(["sh", "-c", "sleep 30 & wait"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len(tree := insitu._process_tree(shell.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tree[0] == str(shell.pid)
+        assert len(tree) == 2
+        assert str(os.getpid()) not in tree
+    finally:
+        os.killpg(shell.pid, signal.SIGKILL)  # the sleep too
+        shell.wait()
