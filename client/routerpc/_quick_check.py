@@ -32,13 +32,19 @@ from google.protobuf.message import Message
 from routerpc._gen.buf.validate import validate_pb2
 from routerpc._message_rules import python_rules
 
-__all__ = ["passes", "unsure_rules"]
+__all__ = ["JSON_TYPES", "passes", "unsure_rules"]
 
 _Check = Callable[[Any], bool]
 
-_JSON_TYPES = frozenset(
+JSON_TYPES = frozenset(
     {"google.protobuf.Struct", "google.protobuf.ListValue", "google.protobuf.Value"}
 )
+"""The message types that hold JSON values, whose numbers must be finite."""
+_TYPED_RULES = frozenset(
+    f.name for f in validate_pb2.FieldRules.DESCRIPTOR.oneofs_by_name["type"].fields
+)
+"""A field's rules of its type (``string``, ``repeated``...); the rest of ``FieldRules`` is a
+CEL expression, an ignore setting or ``required``."""
 
 # Anchored patterns built from ASCII literals and bracket classes of ASCII letters, digits and a
 # few punctuation marks: for these, Python's fullmatch and RE2's search agree (no \d, \s or
@@ -179,7 +185,7 @@ class _Compiler:
     ) -> _Check | None:
         """The check of this field's whole value (the list or map, for those); None when
         nothing can be wrong with it."""
-        if rules is not None and self._beyond_type(rules, owner, where, allowed=("required",)):
+        if rules is not None and self._leftover(rules, {*_TYPED_RULES, "required"}, owner, where):
             return _unsure
         kind = None if rules is None else rules.WhichOneof("type")
         entry = descriptor.message_type
@@ -209,7 +215,7 @@ class _Compiler:
         if message_type is not None:
             if rules is not None and rules.WhichOneof("type") is not None:
                 return self._unsure(owner, where, str(rules.WhichOneof("type")))
-            if message_type.full_name in _JSON_TYPES:
+            if message_type.full_name in JSON_TYPES:
                 return _finite_json
             inner = self.type_check(message_type)
             if inner.full_name in self.building:  # not filled yet: it may well have rules
@@ -233,22 +239,9 @@ class _Compiler:
         return _unsure
 
     @staticmethod
-    def _beyond_type(
-        rules: validate_pb2.FieldRules, owner: _TypeCheck, where: str, allowed: Iterable[str] = ()
-    ) -> bool:
-        """Records the settings of ``rules`` outside its typed rules (a CEL expression, an
-        ignore setting, ``required`` where not ``allowed``); True if there are any."""
-        other = [
-            f.name
-            for f, _ in rules.ListFields()
-            if f.containing_oneof is None and f.name not in allowed
-        ]
-        owner.unsure += [f"{where}: {name}" for name in other]
-        return bool(other)
-
-    @staticmethod
     def _leftover(rules: Message, known: Iterable[str], owner: _TypeCheck, where: str) -> bool:
-        """Records the rules set in ``rules`` that are not in ``known``; True if there are any."""
+        """Records the rules set in ``rules`` that are not in ``known`` (for a field's rules: a
+        CEL expression, an ignore setting and the like); True if there are any."""
         other = [f.name for f, _ in rules.ListFields() if f.name not in known]
         owner.unsure += [f"{where}: {name}" for name in other]
         return bool(other)
@@ -323,7 +316,7 @@ class _Compiler:
         where: str,
     ) -> _Check:
         if rules.HasField("items"):
-            if self._beyond_type(rules.items, owner, where):
+            if self._leftover(rules.items, _TYPED_RULES, owner, where):
                 item = _unsure
             else:
                 item = self._single(descriptor, rules.items, owner, where)
@@ -362,10 +355,10 @@ class _Compiler:
             if self._leftover(rules, known, owner, where):
                 return _unsure
             if rules.HasField("keys"):
-                beyond = self._beyond_type(rules.keys, owner, where)
+                beyond = self._leftover(rules.keys, _TYPED_RULES, owner, where)
                 keys = _unsure if beyond else self._single(key, rules.keys, owner, where)
             if rules.HasField("values"):
-                beyond = self._beyond_type(rules.values, owner, where)
+                beyond = self._leftover(rules.values, _TYPED_RULES, owner, where)
                 values = _unsure if beyond else self._single(value, rules.values, owner, where)
             low = rules.min_pairs
             high = rules.max_pairs if rules.HasField("max_pairs") else None

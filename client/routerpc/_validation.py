@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 from routerpc._errors import FieldViolation, InvalidArgumentError
 from routerpc._gen.buf.validate import validate_pb2
 from routerpc._message_rules import MessageRule, python_rules
-from routerpc._quick_check import passes
+from routerpc._quick_check import JSON_TYPES, passes
 from routerpc._twins import twin_of
 
 __all__ = ["VALIDATION_REASON", "field_violations", "validate"]
@@ -88,9 +88,6 @@ def _json_values(value: Any, where: str) -> Iterator[tuple[str, float]]:
             yield from _json_values(getattr(value, kind), where)
 
 
-_JSON_TYPES = frozenset(
-    {"google.protobuf.Struct", "google.protobuf.ListValue", "google.protobuf.Value"}
-)
 _NOT_JSON = "must be a finite number (NaN and Infinity are not JSON)"
 
 # Where a violation sits, for ordering: per path element, the field's position in its message's
@@ -142,7 +139,7 @@ def _plan(descriptor: Descriptor) -> _Plan:
         kind = _item_type(field)
         if kind is None:
             continue
-        if kind.full_name in _JSON_TYPES:
+        if kind.full_name in JSON_TYPES:
             plan.fields[field.name] = _Field(field.index, shape, None)
         else:
             inner = _plan(kind)
