@@ -49,42 +49,20 @@ WARM_UP_REQUESTS = 100
 _SUMMARY = re.compile(r"^summary: (\d+)$", re.MULTILINE)
 
 
-def _process_tree(root: int) -> list[str]:
-    """``root`` and every process below it, as pids: taskset execs valgrind, so ``root`` is the
-    server itself, and only its processes are zeroed and dumped, not another callgrind run on
-    the machine (``callgrind_control`` without pids acts on every one)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            after_name = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(after_name[1])
-    tree, grew = {root}, True
-    while grew:
-        found = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= found
-        grew = bool(found)
-    return [str(pid) for pid in sorted(tree)]
-
-
 def _dumped(out: Path, before: set[Path]) -> int:
-    """The instructions in the dumps callgrind wrote since ``before`` (one per process under
-    callgrind), once no more appear for a second."""
-    found: dict[Path, int] = {}
-    settled = 0.0
+    """The instruction count of the dump callgrind wrote since ``before`` (not the one it
+    writes when the server exits)."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not found or time.monotonic() - settled < 1.0):
+    while time.monotonic() < deadline:
         for path in out.parent.glob(out.name + ".*"):
-            if path in before or path in found:
+            if path in before:
                 continue
             text = path.read_text(errors="replace")
             summary = _SUMMARY.search(text)
             if summary is not None and "Trigger: dump" in text:
-                found[path] = int(summary.group(1))
-                settled = time.monotonic()
+                return int(summary.group(1))
         time.sleep(0.1)
-    if not found:
-        raise BenchError(f"callgrind wrote no dump next to {out}")
-    return sum(found.values())
+    raise BenchError(f"callgrind wrote no dump next to {out}")
 
 
 def count(
@@ -94,20 +72,21 @@ def count(
     port = free_port()
     argv = server_argv(kind, args, tools, port, upstream)
     out = procs.workdir / f"callgrind-{kind}-{args.mode}-c{args.concurrency}"
-    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
+    valgrind = ["valgrind", "--tool=callgrind", "--dump-instr=no", f"--callgrind-out-file={out}.%p"]
     env = gateway_env()
     env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every run
-    valgrind.append("--dump-instr=no")
     proc = procs.start(f"{kind}-{args.mode}", [*valgrind, *argv], SERVER_CPU, env=env)
     try:
         procs.wait_port(proc, port, seconds=300)  # start-up under valgrind takes a while
         load = seed_load(args.mode, port, procs.workdir)
         run(tools, load, WARM_UP_REQUESTS, args.concurrency)
-        pids = _process_tree(proc.popen.pid)  # the server and any process of its own
-        subprocess.run(["callgrind_control", "-z", *pids], capture_output=True, check=True)
+        # taskset execs valgrind, so this pid is the server's; callgrind_control without a pid
+        # would act on every callgrind run of the machine.
+        pid = str(proc.popen.pid)
+        subprocess.run(["callgrind_control", "-z", pid], capture_output=True, check=True)
         before = set(out.parent.glob(out.name + ".*"))
         done = run(tools, load, args.requests, args.concurrency)
-        subprocess.run(["callgrind_control", "-d", *pids], capture_output=True, check=True)
+        subprocess.run(["callgrind_control", "-d", pid], capture_output=True, check=True)
         return _dumped(out, before) / done
     finally:
         proc.popen.terminate()

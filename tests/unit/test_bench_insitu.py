@@ -1,11 +1,7 @@
-"""``python -m bench.insitu`` reads callgrind's dumps: every process's, and only the new dumps."""
+"""``python -m bench.insitu`` reads the dump callgrind wrote for the measured requests, no other."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,16 +18,14 @@ def _dump(path: Path, trigger: str, summary: int) -> None:
     )
 
 
-def test_the_dumps_of_the_master_and_each_worker_are_summed(tmp_path: Path) -> None:
+def test_the_dump_is_the_new_one_not_an_earlier_or_the_exit_one(tmp_path: Path) -> None:
     out = tmp_path / "callgrind-gateway-unary-c1"
     old = tmp_path / "callgrind-gateway-unary-c1.10.1"
     _dump(old, "dump", 5_000)  # from before the counters were zeroed
-    before = {old}
-    _dump(tmp_path / "callgrind-gateway-unary-c1.11.1", "dump", 300)
-    _dump(tmp_path / "callgrind-gateway-unary-c1.12.1", "dump", 200)
-    _dump(tmp_path / "callgrind-gateway-unary-c1.12", "Program termination", 7_000)
+    _dump(tmp_path / "callgrind-gateway-unary-c1.10", "Program termination", 7_000)
+    _dump(tmp_path / "callgrind-gateway-unary-c1.10.2", "dump", 300)
 
-    assert insitu._dumped(out, before) == 500
+    assert insitu._dumped(out, {old}) == 300
 
 
 def test_no_dump_is_an_error_not_a_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,18 +34,3 @@ def test_no_dump_is_an_error_not_a_zero(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(insitu.time, "sleep", lambda seconds: None)
     with pytest.raises(BenchError, match="no dump"):
         insitu._dumped(tmp_path / "callgrind-echo-unary-c1", set())
-
-
-def test_the_process_tree_holds_the_server_and_its_workers_only() -> None:
-    # A shell (the "server") with a child of its own (a "worker"); this test process is outside.
-    shell = subprocess.Popen(["sh", "-c", "sleep 30 & wait"], start_new_session=True)
-    try:
-        deadline = time.monotonic() + 10
-        while len(tree := insitu._process_tree(shell.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert tree[0] == str(shell.pid)
-        assert len(tree) == 2
-        assert str(os.getpid()) not in tree
-    finally:
-        os.killpg(shell.pid, signal.SIGKILL)  # the sleep too
-        shell.wait()
