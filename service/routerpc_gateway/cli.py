@@ -63,6 +63,11 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _cannot_serve(host: str, port: int, error: OSError) -> int:
+    # A worker start-up failure is an OSError with a message but no strerror.
+    return _fail(f"cannot serve on {host}:{port}: {error.strerror or error}", 1)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="routerpc", description="typed gRPC gateway to OpenRouter"
@@ -156,9 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:  # the callers file
         return _fail(f"invalid configuration: callers_file: {error}", 2)
     except OSError as error:
-        # A worker start-up failure is an OSError with a message but no strerror.
-        reason = error.strerror or str(error)
-        return _fail(f"cannot serve on {settings.host}:{settings.port}: {reason}", 1)
+        return _cannot_serve(settings.host, settings.port, error)
     return 0
 
 
@@ -178,7 +181,7 @@ def _emulator(args: argparse.Namespace) -> int:
     try:
         run(host=args.host, port=args.port, require_key=args.require_key)
     except OSError as error:
-        return _fail(f"cannot serve on {args.host}:{args.port}: {error.strerror}", 1)
+        return _cannot_serve(args.host, args.port, error)
     return 0
 
 
