@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -457,23 +457,28 @@ def test_the_other_request_types_get_the_exact_paths_verdict(request_: Message) 
 # Rules the quick check does not compile -------------------------------------------------------
 
 
-def _uncompiled() -> Descriptor:
-    """A message type outside the contract whose every field has a rule the check leaves to
-    the exact path: a well-known string format, a pattern with a class RE2 and Python read
-    differently, and a field CEL expression."""
+def _test_type(name: str, fill: Callable[[descriptor_pb2.DescriptorProto], None]) -> Descriptor:
+    """``routerpc_tests.<name>``, a message type outside the contract whose fields ``fill``
+    adds; its file is added to the default pool on first use."""
     pool = descriptor_pool.Default()
-    name = "routerpc_tests/uncompiled.proto"
     try:
-        return pool.FindMessageTypeByName("routerpc_tests.Uncompiled")
+        return pool.FindMessageTypeByName(f"routerpc_tests.{name}")
     except KeyError:
         pass
     proto = descriptor_pb2.FileDescriptorProto(
-        name=name,
+        name=f"routerpc_tests/{name.lower()}.proto",
         package="routerpc_tests",
         syntax="proto3",
         dependency=["buf/validate/validate.proto"],
     )
-    message = proto.message_type.add(name="Uncompiled")
+    fill(proto.message_type.add(name=name))
+    pool.Add(proto)
+    return pool.FindMessageTypeByName(f"routerpc_tests.{name}")
+
+
+def _uncompiled_fields(message: descriptor_pb2.DescriptorProto) -> None:
+    """Every field has a rule the check leaves to the exact path: a well-known string format, a
+    pattern with a class RE2 and Python read differently, and a field CEL expression."""
     email = message.field.add(name="email", number=1, type=9, label=1)
     email.options.Extensions[validate_pb2.field].string.email = True
     digits = message.field.add(name="digits", number=2, type=9, label=1)
@@ -481,12 +486,10 @@ def _uncompiled() -> Descriptor:
     even = message.field.add(name="even", number=3, type=5, label=1)
     rule = even.options.Extensions[validate_pb2.field].cel.add()
     rule.id, rule.message, rule.expression = "even", "must be even", "this % 2 == 0"
-    pool.Add(proto)
-    return pool.FindMessageTypeByName("routerpc_tests.Uncompiled")
 
 
 def test_rules_outside_the_compiled_kinds_are_named_and_left_to_the_exact_path() -> None:
-    descriptor = _uncompiled()
+    descriptor = _test_type("Uncompiled", _uncompiled_fields)
     cls = message_factory.GetMessageClass(descriptor)
 
     assert sorted(unsure_rules(descriptor)) == [
@@ -501,31 +504,18 @@ def test_rules_outside_the_compiled_kinds_are_named_and_left_to_the_exact_path()
     assert {v.reason for v in field_violations(wrong)} == {"string.email", "string.pattern", "even"}
 
 
-def _tree() -> Descriptor:
-    """A recursive message type outside the contract: a rule sits below a field of its own
-    type, which the check compiles while that type is still being built."""
-    pool = descriptor_pool.Default()
-    try:
-        return pool.FindMessageTypeByName("routerpc_tests.Tree")
-    except KeyError:
-        pass
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="routerpc_tests/tree.proto",
-        package="routerpc_tests",
-        syntax="proto3",
-        dependency=["buf/validate/validate.proto"],
-    )
-    tree = proto.message_type.add(name="Tree")
+def _tree_fields(tree: descriptor_pb2.DescriptorProto) -> None:
+    """A recursive type: a rule sits below a field of its own type, which the check compiles
+    while that type is still being built."""
     tree.field.add(name="child", number=1, type=11, label=1, type_name=".routerpc_tests.Tree")
     name = tree.field.add(name="name", number=2, type=9, label=1)
     name.options.Extensions[validate_pb2.field].string.min_len = 1
-    pool.Add(proto)
-    return pool.FindMessageTypeByName("routerpc_tests.Tree")
 
 
 def test_a_rule_inside_a_recursive_type_is_checked_at_every_depth() -> None:
-    cls = message_factory.GetMessageClass(_tree())
-    assert unsure_rules(_tree()) == []
+    tree = _test_type("Tree", _tree_fields)
+    cls = message_factory.GetMessageClass(tree)
+    assert unsure_rules(tree) == []
 
     assert _assert_same_verdict(cls(name="a", child=cls(name="b", child=cls(name="c"))))
     assert not _assert_same_verdict(cls(name="a", child=cls(name="b", child=cls(name=""))))
