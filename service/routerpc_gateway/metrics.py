@@ -215,32 +215,58 @@ def count_upstream_status(status: str) -> None:
     UPSTREAM_RESPONSES.inc((status[:40],))
 
 
+_USAGE_KINDS = ("prompt", "completion", "reasoning", "cached")
+_MAX_USAGE_KEYS = 4096
+_usage_keys: dict[Labels, tuple[Labels, ...]] = {}
+"""The raw model, provider, quantization and caller of a served call -> the series keys its
+token counts (one per kind) and cost add to, bounded labels applied. Cached because building
+the five keys (three bounded labels, five tuples) was most of a call's metrics work; cleared
+when full, since raw values are unbounded (the keys they map to are not, and do not change)."""
+
+
+def _usage_series(raw: Labels) -> tuple[Labels, ...]:
+    model, provider, quantization, caller = raw
+    labels = (
+        _model_label(model),
+        _provider_label(provider),
+        quantization or "unknown",
+        _caller_label(caller),
+    )
+    keys = (*((kind, *labels) for kind in _USAGE_KINDS), labels)
+    if len(_usage_keys) >= _MAX_USAGE_KEYS:
+        _usage_keys.clear()
+    _usage_keys[raw] = keys
+    return keys
+
+
+def _add(values: dict[Labels, Any], key: Labels, amount: float) -> None:
+    values[key] = values.get(key, 0.0) + amount
+
+
 def count_call(record: CallRecord, elapsed: float) -> None:
     """Everything one finished call adds to the metrics."""
     method = record.method
-    RPCS.inc((method, record.code))
+    _add(RPCS.values, (method, record.code), 1.0)
     RPC_SECONDS.observe(elapsed, (method,))
     if record.upstream_seconds is not None:
         UPSTREAM_SECONDS.observe(record.upstream_seconds, (method,))
     if record.first_chunk_seconds is not None and method == "StreamChat":
         FIRST_CHUNK_SECONDS.observe(record.first_chunk_seconds)
-    if record.prompt_tokens or record.completion_tokens or record.cost is not None:
-        labels = (
-            _model_label(record.model),
-            _provider_label(record.provider),
-            record.quantization or "unknown",
-            _caller_label(record.caller),
-        )
-        for kind, count in (
-            ("prompt", record.prompt_tokens),
-            ("completion", record.completion_tokens),
-            ("reasoning", record.reasoning_tokens),
-            ("cached", record.cached_tokens),
-        ):
-            if count:
-                TOKENS.inc((kind, *labels), count)
-        if record.cost:
-            COST.inc(labels, record.cost)
+    cost = record.cost
+    if record.prompt_tokens or record.completion_tokens or cost is not None:
+        raw = (record.model, record.provider, record.quantization, record.caller)
+        keys = _usage_keys.get(raw) or _usage_series(raw)
+        tokens = TOKENS.values
+        if record.prompt_tokens:
+            _add(tokens, keys[0], record.prompt_tokens)
+        if record.completion_tokens:
+            _add(tokens, keys[1], record.completion_tokens)
+        if record.reasoning_tokens:
+            _add(tokens, keys[2], record.reasoning_tokens)
+        if record.cached_tokens:
+            _add(tokens, keys[3], record.cached_tokens)
+        if cost:
+            _add(COST.values, keys[4], cost)
 
 
 class TalliesCollector(Collector):

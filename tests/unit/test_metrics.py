@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import prometheus_client
 import pytest
@@ -23,6 +24,7 @@ from routerpc_gateway.metrics import (
     write_tallies,
     write_tallies_every,
 )
+from routerpc_gateway.observe import CallRecord
 
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OBSERVED = (0.0, 0.005, 0.0051, 0.3, 1.0, 7.0, 299.9, 300.0, 301.0, 1e9)
@@ -192,3 +194,47 @@ async def test_worker_that_cannot_write_its_tallies_warns_and_keeps_trying(
             assert not writer.done()
         finally:
             writer.cancel()
+
+
+def _served(model: str, prompt: int, completion: int, **more: Any) -> None:
+    record = CallRecord("id", "Chat")
+    record.model, record.provider, record.caller = model, "P", "svc"
+    record.prompt_tokens, record.completion_tokens = prompt, completion
+    for name, value in more.items():
+        setattr(record, name, value)
+    metrics.count_call(record, 0.01)
+
+
+@pytest.mark.usefixtures("fresh_tallies")
+def test_served_calls_add_tokens_by_kind_and_cost_under_bounded_labels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics, "_model_label", metrics.BoundedLabel(2))
+    monkeypatch.setattr(metrics, "_usage_keys", {})
+    monkeypatch.setattr(metrics, "_MAX_USAGE_KEYS", 2)  # cleared more than once below
+
+    _served("a/one", 3, 4, reasoning_tokens=2, cost=0.5)
+    _served("a/one", 1, 1, cached_tokens=5, quantization="fp8")
+    _served("a/two", 1, 0)
+    _served("a/three", 1, 0)  # a third model: past the bound of two
+    _served("a/four", 2, 0, cost=0.25)  # also past it, and after the cache was cleared
+    _served("a/one", 1, 0)  # still under its own name after the clearing
+
+    def tokens(kind: str, model: str, quantization: str = "unknown") -> float:
+        value: float = metrics.TOKENS.values.get((kind, model, "P", quantization, "svc"), 0.0)
+        return value
+
+    assert tokens("prompt", "a/one") == 3 + 1
+    assert tokens("completion", "a/one") == 4
+    assert tokens("reasoning", "a/one") == 2
+    assert tokens("prompt", "a/one", "fp8") == 1
+    assert tokens("cached", "a/one", "fp8") == 5
+    assert tokens("prompt", "a/two") == 1
+    assert tokens("prompt", "other") == 1 + 2
+    assert all(key[1] in {"a/one", "a/two", "other"} for key in metrics.TOKENS.values)
+    assert not any(key[0] == "completion" and key[1] != "a/one" for key in metrics.TOKENS.values)
+    assert metrics.COST.values == {
+        ("a/one", "P", "unknown", "svc"): 0.5,
+        ("other", "P", "unknown", "svc"): 0.25,
+    }
+    assert len(metrics._usage_keys) <= 2
