@@ -23,24 +23,30 @@ ACCESS_LOGGER = "routerpc.access"
 
 
 class _Clock:
-    """Timestamps for log lines, the date and time part formatted once per second.
+    """Timestamps for log lines: ``prefix`` (the date and time, formatted once per second) then
+    the milliseconds and ``suffix`` (``,123``, or ``.123Z``), taken from a table.
 
-    ``Formatter.formatTime`` calls ``localtime`` and ``strftime`` for every record; with one
-    access line per RPC that was a measurable share of the gateway's CPU per call.
+    ``Formatter.formatTime`` calls ``localtime`` and ``strftime`` for every record, and even a
+    ``:03d`` format per line was a measurable share of the gateway's CPU per call (one access
+    line per RPC).
     """
 
-    def __init__(self, convert: Callable[[float | None], time.struct_time], fmt: str) -> None:
+    def __init__(
+        self, convert: Callable[[float | None], time.struct_time], fmt: str, millis: str
+    ) -> None:
         self._convert = convert
         self._fmt = fmt
+        self._millis = tuple(millis.format(n) for n in range(1000))
         self._second = -1
         self._text = ""
 
-    def __call__(self, created: float) -> str:
+    def stamp(self, created: float) -> str:
+        """The stamp of a line made at ``created`` (seconds since the epoch)."""
         second = int(created)
         if second != self._second:
             self._text = time.strftime(self._fmt, self._convert(second))
             self._second = second
-        return self._text
+        return self._text + self._millis[int((created - second) * 1000)]
 
 
 def _json_line(
@@ -58,23 +64,27 @@ def _json_line(
 
 def _text_line(stamp: str, level: str, logger: str, message: str, rpc: Any) -> str:
     """``time LEVEL logger: message``; an access record's fields follow as key=value pairs
-    (those that are set: empty, zero and missing values are left out)."""
+    (those that are set: empty, zero and missing values are left out); fractional numbers to
+    twelve significant digits (``%.12g``: a float's shortest repr costs twice as much)."""
     line = f"{stamp} {level} {logger}: {message}"
     if isinstance(rpc, dict):
-        line += "".join([f" {key}={value}" for key, value in rpc.items() if value])
+        line += "".join(
+            [
+                f" {key}={value:.12g}" if type(value) is float else f" {key}={value}"
+                for key, value in rpc.items()
+                if value
+            ]
+        )
     return line
 
 
 class _JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
-        self._clock = _Clock(time.gmtime, "%Y-%m-%dT%H:%M:%S")
-
-    def stamp(self, created: float, msecs: float) -> str:
-        return f"{self._clock(created)}.{int(msecs):03d}Z"
+        self.stamp = _Clock(time.gmtime, "%Y-%m-%dT%H:%M:%S", ".{:03d}Z").stamp
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = self.stamp(record.created, record.msecs)
+        stamp = self.stamp(record.created)
         rpc = getattr(record, "rpc", None)
         exc = self.formatException(record.exc_info) if record.exc_info else None
         return _json_line(stamp, record.levelname, record.name, record.getMessage(), rpc, exc=exc)
@@ -83,13 +93,10 @@ class _JsonFormatter(logging.Formatter):
 class _TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
-        self._clock = _Clock(time.localtime, "%Y-%m-%d %H:%M:%S")
-
-    def stamp(self, created: float, msecs: float) -> str:
-        return f"{self._clock(created)},{int(msecs):03d}"
+        self.stamp = _Clock(time.localtime, "%Y-%m-%d %H:%M:%S", ",{:03d}").stamp
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = self.stamp(record.created, record.msecs)
+        stamp = self.stamp(record.created)
         rpc = getattr(record, "rpc", None)
         line = _text_line(stamp, record.levelname, record.name, record.getMessage(), rpc)
         if record.exc_info:
@@ -116,20 +123,27 @@ class _AccessWriter:
         self._stamp = formatter.stamp
         self._line = _json_line if json_lines else _text_line
         self._handler = handler
+        # stderr is line-buffered (Python 3.9+): writing a line to it already flushed it.
+        stream = handler.stream
+        self._flushes_itself = stream if getattr(stream, "line_buffering", False) else None
 
     def __call__(self, level: int, message: str, rpc: dict[str, Any]) -> None:
-        created = time.time()
-        stamp = self._stamp(created, (created - int(created)) * 1000)
-        line = self._line(stamp, logging.getLevelName(level), ACCESS_LOGGER, message, rpc)
+        stamp = self._stamp(time.time())
+        level_name = _LEVEL_NAMES.get(level) or logging.getLevelName(level)
+        line = self._line(stamp, level_name, ACCESS_LOGGER, message, rpc)
         handler = self._handler
-        handler.acquire()
-        try:
-            handler.stream.write(line + "\n")
-            handler.stream.flush()
-        except Exception:  # as logging does: a broken log never fails a call
-            pass
-        finally:
-            handler.release()
+        with handler.lock:  # type: ignore[union-attr]  # set by Handler.__init__
+            try:
+                stream = handler.stream
+                stream.write(line + "\n")
+                if stream is not self._flushes_itself:
+                    stream.flush()
+            except Exception:  # as logging does: a broken log never fails a call
+                pass
+
+
+_LEVEL_NAMES = {logging.INFO: "INFO", logging.WARNING: "WARNING"}
+"""The levels access lines are written at (``logging.getLevelName`` is a call per line)."""
 
 
 class _AccessLog:
@@ -147,8 +161,12 @@ class _AccessLog:
 
     def __call__(self, level: int, message: str, rpc: dict[str, Any]) -> None:
         """Log one access line (``rpc``: its fields) at ``level``, if that level is enabled."""
-        if not self._logger.isEnabledFor(level):
-            return
+        if self._logger.isEnabledFor(level):
+            self.write(level, message, rpc)
+
+    def write(self, level: int, message: str, rpc: dict[str, Any]) -> None:
+        """Log one access line without asking the level again: for a caller that just asked
+        :meth:`enabled_for` (before building the fields)."""
         if self.writer is not None:
             self.writer(level, message, rpc)
         else:

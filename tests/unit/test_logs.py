@@ -162,3 +162,16 @@ def test_access_lines_go_through_logging_until_the_gateway_configures_it(
     [record] = [r for r in caplog.records if r.name == "routerpc.access"]
     assert record.getMessage() == "rpc Chat OK"
     assert record.rpc == {"request_id": "ab12"}
+
+
+def test_text_access_lines_print_fractional_numbers_to_twelve_significant_digits(
+    stderr: _Stderr,
+) -> None:
+    configure_logging("info", "text")
+    fields = {"cost": 0.000123456789, "upstream_seconds": 0.1 + 0.2, "latency_ms": 1.5}
+    access_line(logging.INFO, "rpc Chat OK", {**fields, "first_chunk_seconds": 8.1e-05})
+    line = stderr.getvalue().rstrip("\n")
+    assert line.endswith(
+        "rpc Chat OK cost=0.000123456789 upstream_seconds=0.3 latency_ms=1.5"
+        " first_chunk_seconds=8.1e-05"
+    ), line
