@@ -103,7 +103,7 @@ def _call_part(streaming: bool) -> Callable[[], object]:
 
     from bench import fixtures
     from routerpc import pb
-    from routerpc_gateway.auth import Admission, current_caller
+    from routerpc_gateway.auth import Admission
     from routerpc_gateway.callers import CallersStore
     from routerpc_gateway.catalog import Catalog
     from routerpc_gateway.config import Settings
@@ -119,9 +119,7 @@ def _call_part(streaming: bool) -> Callable[[], object]:
         upstream,
         Catalog(upstream, settings.catalog_ttl),
     )
-    wrapper = ObservingInterceptor(
-        lambda: current_caller.get().name, Admission(CallersStore(settings.callers_file))
-    )
+    wrapper = ObservingInterceptor(Admission(CallersStore(settings.callers_file)))
     context = _Context()
     loop = asyncio.new_event_loop()
     if streaming:
@@ -160,7 +158,7 @@ def _access_line_part() -> Callable[[], None]:
     record.model, record.provider, record.quantization = "openai/gpt-4o", "OpenAI", "fp16"
     record.prompt_tokens, record.completion_tokens, record.cost = 9, 10, 0.0001225
     record.attempts, record.upstream_seconds = 1, 0.000081
-    return lambda: observe._finish(record, "anonymous")
+    return lambda: observe._finish(record)
 
 
 def _part(name: str) -> Callable[[], object]:

@@ -70,7 +70,7 @@ def identify(store: CallersStore, context: grpc.aio.ServicerContext[Any, Any]) -
 
 
 class Admission:
-    """The check every call but health passes before its handler runs.
+    """The check every call but health passes before its handler runs (an ``observe.Gate``).
 
     It runs inside the gateway's one call wrapper (``observe.ObservingInterceptor``, which
     leaves health alone), before the request is even decoded, so a refused call is still
@@ -78,13 +78,15 @@ class Admission:
     and every streamed message.
     """
 
+    refusal = AUTH_FAILED
+
     def __init__(self, store: CallersStore) -> None:
         self._store = store
 
-    async def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        """Set ``current_caller``, or end the call UNAUTHENTICATED."""
+    def admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+        """Set ``current_caller`` and name it; None when the call must end UNAUTHENTICATED."""
         identity = identify(self._store, context)
         if identity is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, AUTH_FAILED)
-            raise AssertionError("unreachable: abort raises")
+            return None
         current_caller.set(identity)
+        return identity.name

@@ -15,8 +15,8 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
 
 import grpc
 import grpc.aio
@@ -27,6 +27,7 @@ from routerpc_gateway.metrics import IN_FLIGHT, count_call
 __all__ = [
     "REQUEST_ID_KEY",
     "CallRecord",
+    "Gate",
     "ObservingInterceptor",
     "current_record",
 ]
@@ -38,13 +39,13 @@ _OPEN_PREFIX = "/grpc.health.v1.Health/"
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
-@dataclass
 class CallRecord:
-    """What one RPC did; everything here may be logged and exported."""
+    """What one RPC did; everything here may be logged and exported.
 
-    request_id: str
-    method: str
-    started: float = field(default_factory=time.monotonic)
+    A plain class whose defaults live on the class: a call sets only what it learns, instead
+    of a dataclass ``__init__`` writing all sixteen fields for every RPC.
+    """
+
     caller: str = "anonymous"
     model: str = ""
     provider: str = ""
@@ -59,6 +60,11 @@ class CallRecord:
     first_chunk_seconds: float | None = None
     code: str = "OK"
 
+    def __init__(self, request_id: str, method: str) -> None:
+        self.request_id = request_id
+        self.method = method
+        self.started = time.monotonic()
+
     def add_usage(self, usage: Any, quantization: str) -> None:
         """Take token counts and cost from a ``pb.Usage``."""
         self.prompt_tokens = usage.prompt_tokens
@@ -67,6 +73,27 @@ class CallRecord:
         self.cached_tokens = usage.cached_tokens
         self.cost = usage.cost if usage.HasField("cost") else None
         self.quantization = quantization
+
+    def log_fields(self, elapsed: float) -> dict[str, Any]:
+        """The access line's fields, in their order (``latency_ms``: ``elapsed``, rounded)."""
+        return {
+            "request_id": self.request_id,
+            "method": self.method,
+            "caller": self.caller,
+            "model": self.model,
+            "provider": self.provider,
+            "quantization": self.quantization,
+            "attempts": self.attempts,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cost": self.cost,
+            "upstream_seconds": self.upstream_seconds,
+            "first_chunk_seconds": self.first_chunk_seconds,
+            "code": self.code,
+            "latency_ms": round(elapsed * 1000, 3),
+        }
 
 
 current_record: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
@@ -80,16 +107,12 @@ def _request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def _finish(record: CallRecord, caller: str) -> None:
-    record.caller = caller
+def _finish(record: CallRecord) -> None:
     elapsed = time.monotonic() - record.started
     count_call(record, elapsed)
     level = logging.INFO if record.code == "OK" else logging.WARNING
     if access_line.enabled_for(level):
-        fields = dict(vars(record))  # flat scalars only: no deep copy needed
-        del fields["started"]
-        fields["latency_ms"] = round(elapsed * 1000, 3)
-        access_line(level, f"rpc {record.method} {record.code}", fields)
+        access_line.write(level, f"rpc {record.method} {record.code}", record.log_fields(elapsed))
 
 
 def _code_of(error: BaseException, context: Any) -> str:
@@ -101,29 +124,45 @@ def _code_of(error: BaseException, context: Any) -> str:
     return "UNKNOWN"
 
 
-async def _decoded(parse: Any, raw: bytes, context: Any) -> Any:
-    """The request message, or INVALID_ARGUMENT when the bytes are not one."""
+class Gate(Protocol):
+    """Who may call: authentication, as the call wrapper sees it."""
+
+    refusal: str
+    """The details of the UNAUTHENTICATED status a refused call ends with."""
+
+    def admit(self, context: Any) -> str | None:
+        """The caller's name when the call may go on (the caller then set for the
+        servicer); None when it must be refused."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """How a call ends before its handler runs."""
+
+    code: grpc.StatusCode
+    details: str
+
+
+def _admitted(gate: Gate, parse: Any, request: Any, context: Any, record: CallRecord) -> Any:
+    """The request once the caller is admitted (and named in ``record``), decoded here when
+    ``parse`` is set; or the :class:`_Refusal` the call must end with. A plain function, not a
+    coroutine: on the path every call takes, nothing here waits."""
+    caller = gate.admit(context)
+    if caller is None:
+        return _Refusal(grpc.StatusCode.UNAUTHENTICATED, gate.refusal)
+    record.caller = caller
     if parse is None:
-        return raw
+        return request
     try:
-        return parse(raw)
+        return parse(request)
     except Exception as error:  # DecodeError, or the runtime's recursion limit
         kind = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
         name = kind.full_name if kind is not None else "request"
-        await context.abort(
+        return _Refusal(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"the request is not a valid {name} message ({type(error).__name__})",
         )
-        raise AssertionError("unreachable: abort raises") from None
-
-
-Admit: TypeAlias = Callable[[Any], Awaitable[None]]
-
-
-async def _admitted(admit: Admit, parse: Any, request: Any, context: Any) -> Any:
-    """The request once the caller is admitted: decoded here when ``parse`` is set."""
-    await admit(context)
-    return request if parse is None else await _decoded(parse, request, context)
 
 
 class WrappedHandlers:
@@ -157,9 +196,8 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
     call and an extra async-generator hop per streamed message.
     """
 
-    def __init__(self, caller_of: Callable[[], str], admit: Admit) -> None:
-        self._caller_of = caller_of
-        self._admit = admit
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
         self._wrapped = WrappedHandlers(self._wrap)
 
     async def intercept_service(
@@ -183,7 +221,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         IN_FLIGHT.inc((record.method,), -1)
         if error is not None:
             record.code = _code_of(error, context)
-        _finish(record, self._caller_of())
+        _finish(record)
 
     def _wrap(self, handler: Handler, path: str) -> Handler:
         method = path.rsplit("/", 1)[-1]
@@ -217,13 +255,16 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     def _unary(self, inner: Any, method: str, parse: Any) -> Callable[[Any, Any], Any]:
-        admit = self._admit
+        gate = self._gate
 
         async def unary(request: Any, context: Any) -> Any:
             record = self._start(method, context)
             error: BaseException | None = None
             try:
-                return await inner(await _admitted(admit, parse, request, context), context)
+                request = _admitted(gate, parse, request, context, record)
+                if type(request) is _Refusal:
+                    await context.abort(request.code, request.details)
+                return await inner(request, context)
             except BaseException as raised:
                 error = raised
                 raise
@@ -235,13 +276,16 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
     def _streaming(
         self, inner: Any, method: str, parse: Any
     ) -> Callable[[Any, Any], AsyncIterator[Any]]:
-        admit = self._admit
+        gate = self._gate
 
         async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
             record = self._start(method, context)
             error: BaseException | None = None
             try:
-                async for item in inner(await _admitted(admit, parse, request, context), context):
+                request = _admitted(gate, parse, request, context, record)
+                if type(request) is _Refusal:
+                    await context.abort(request.code, request.details)
+                async for item in inner(request, context):
                     if record.first_chunk_seconds is None:
                         record.first_chunk_seconds = time.monotonic() - record.started
                     yield item

@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from routerpc import pb
 from routerpc._validation import prepare
 from routerpc_emulator import RunningEmulator, start_emulator
-from routerpc_gateway.auth import Admission, current_caller
+from routerpc_gateway.auth import Admission
 from routerpc_gateway.callers import CallersStore
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
@@ -116,7 +116,7 @@ async def serve(
             # One wrapper observes every call and authenticates it inside, so refused calls
             # are counted and logged too.
             interceptors=[
-                ObservingInterceptor(lambda: current_caller.get().name, Admission(callers)),
+                ObservingInterceptor(Admission(callers)),
             ],
         )
         pb.add_RouterServiceServicer_to_server(

@@ -28,7 +28,7 @@ from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, invalid_argument, upstream_error
 from routerpc_gateway.metrics import count_upstream_status
-from routerpc_gateway.observe import REQUEST_ID_KEY, current_record
+from routerpc_gateway.observe import REQUEST_ID_KEY, CallRecord, current_record
 from routerpc_gateway.policy import apply_policy
 from routerpc_gateway.resilience import (
     Attempts,
@@ -75,21 +75,19 @@ def _trailers(attempts: Attempts | None) -> tuple[tuple[str, str], ...]:
     return trailers
 
 
-def _note(**fields: Any) -> None:
-    """Record facts about this call for its access-log line and metrics."""
-    record = current_record.get()
-    if record is not None:
-        for name, value in fields.items():
-            setattr(record, name, value)
+def _record() -> CallRecord:
+    """This call's record, for its access-log line and metrics (a throwaway one when the
+    servicer runs without the gateway's call wrapper, as in some tests)."""
+    return current_record.get() or CallRecord("", "")
 
 
-def _note_served(model: str, provider: str, quantization: int, usage: pb.Usage) -> None:
-    record = current_record.get()
-    if record is not None:
-        record.model = model or record.model
-        record.provider = provider
-        name = convert.wire(enums.Quantization, quantization) if quantization else "unknown"
-        record.add_usage(usage, name)
+def _note_served(
+    record: CallRecord, model: str, provider: str, quantization: int, usage: pb.Usage
+) -> None:
+    record.model = model or record.model
+    record.provider = provider
+    name = convert.wire(enums.Quantization, quantization) if quantization else "unknown"
+    record.add_usage(usage, name)
 
 
 def _status_label(error: GatewayError) -> str:
@@ -215,7 +213,8 @@ class RouterServicer(pb.RouterServiceServicer):
             body = _encode(request, stream=False)
             seconds = budget(self._settings, context.time_remaining())
             deadline = time.monotonic() + seconds
-            _note(model=request.model)
+            record = _record()
+            record.model = request.model
             started = time.monotonic()
             reply = await call_with_retries(
                 self.retry,
@@ -223,7 +222,7 @@ class RouterServicer(pb.RouterServiceServicer):
                 deadline=deadline,
                 attempts=attempts,
             )
-            _note(upstream_seconds=time.monotonic() - started)
+            record.upstream_seconds = time.monotonic() - started
             context.set_trailing_metadata(_trailers(attempts))
             try:
                 response = responses.chat_response(reply)
@@ -240,7 +239,9 @@ class RouterServicer(pb.RouterServiceServicer):
                 request.provider.quantizations,
                 seconds=min(_LOOKUP_SECONDS, seconds),
             )
-            _note_served(response.model, response.provider, response.quantization, response.usage)
+            _note_served(
+                record, response.model, response.provider, response.quantization, response.usage
+            )
             return response
         except GatewayError as error:
             await _abort(context, error, attempts)
@@ -256,7 +257,8 @@ class RouterServicer(pb.RouterServiceServicer):
             body = _encode(chat, stream=True, prefix="request.")
             seconds = budget(self._settings, context.time_remaining())
             deadline = time.monotonic() + seconds
-            _note(model=chat.model)
+            record = _record()
+            record.model = chat.model
             started = time.monotonic()
             stack, events = await call_with_retries(
                 self.retry,
@@ -267,16 +269,20 @@ class RouterServicer(pb.RouterServiceServicer):
             # From here on bytes reach the caller: nothing below is ever retried.
             try:
                 async with stack:
-                    async for message in self._relay(events, chat, seconds):
+                    async for message in self._relay(events, chat, seconds, record):
                         yield message
             finally:
-                _note(upstream_seconds=time.monotonic() - started)
+                record.upstream_seconds = time.monotonic() - started
             context.set_trailing_metadata(_trailers(attempts))
         except GatewayError as error:
             await _abort(context, error, attempts)
 
     async def _relay(
-        self, events: AsyncIterator[Any], chat: pb.ChatRequest, seconds: float
+        self,
+        events: AsyncIterator[Any],
+        chat: pb.ChatRequest,
+        seconds: float,
+        record: CallRecord,
     ) -> AsyncIterator[pb.StreamChatResponse]:
         """Turn SSE events into messages; only ``[DONE]`` ends the relay cleanly."""
         async for event in events:
@@ -314,7 +320,7 @@ class RouterServicer(pb.RouterServiceServicer):
                     chat.provider.quantizations,
                     seconds=min(_LOOKUP_SECONDS, seconds),
                 )
-                _note_served(chunk.model, chunk.provider, chunk.quantization, chunk.usage)
+                _note_served(record, chunk.model, chunk.provider, chunk.quantization, chunk.usage)
             yield chunk
         raise GatewayError(
             grpc.StatusCode.UNAVAILABLE,
