@@ -35,6 +35,18 @@ class _TtlCache:
         self._ttl = ttl
         self._entries: OrderedDict[str, tuple[float, asyncio.Future[Any]]] = OrderedDict()
 
+    def fresh(self, key: str) -> Any:
+        """The value under ``key`` if it is loaded and not expired, else None: a lookup with no
+        coroutine and no loader to build, for the common case."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        future = entry[1]
+        if not future.done() or future.exception() is not None:
+            return None
+        self._entries.move_to_end(key)
+        return future.result()
+
     async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
         now = time.monotonic()
         entry = self._entries.get(key)
@@ -79,6 +91,10 @@ class _Endpoints:
         return cls(listed, {name: frozenset(values) for name, values in served.items()})
 
 
+def _endpoints_key(model: str) -> str:
+    return f"endpoints:{model}"
+
+
 class Catalog:
     """Cached ``/models`` and ``/models/{author}/{slug}/endpoints``."""
 
@@ -114,7 +130,7 @@ class Catalog:
             data = body.get("data") or {}
             return _Endpoints.of([responses.endpoint(e) for e in data.get("endpoints") or []])
 
-        result: _Endpoints = await self._cache.get(f"endpoints:{model}", load)
+        result: _Endpoints = await self._cache.get(_endpoints_key(model), load)
         return result
 
     async def served_quantization(
@@ -134,10 +150,12 @@ class Catalog:
         if not model or not provider:
             return enums.Quantization.UNSPECIFIED
         base = model.split(":", 1)[0]
-        try:
-            endpoints = await self._endpoints(base, seconds=seconds)
-        except Exception:
-            return enums.Quantization.UNSPECIFIED
+        endpoints: _Endpoints | None = self._cache.fresh(_endpoints_key(base))
+        if endpoints is None:
+            try:
+                endpoints = await self._endpoints(base, seconds=seconds)
+            except Exception:
+                return enums.Quantization.UNSPECIFIED
         candidates = endpoints.served.get(provider.lower(), frozenset())
         if requested:
             candidates &= set(requested)

@@ -73,3 +73,14 @@ def test_a_failed_lookup_leaves_the_quantization_unspecified() -> None:
             raise OSError("upstream down")
 
     assert _served(Catalog(_Down(), ttl=60), "DeepInfra") == Q.UNSPECIFIED  # type: ignore[arg-type]
+
+
+def test_within_its_ttl_a_list_is_fetched_once_for_every_variant_of_the_model() -> None:
+    upstream = _Endpoints(_endpoint("DeepInfra", "deepinfra", "fp8"))
+    catalog = Catalog(upstream, ttl=60)  # type: ignore[arg-type]
+
+    assert _served(catalog, "DeepInfra", model="a/m") == Q.FP8
+    upstream.endpoints = [_endpoint("DeepInfra", "deepinfra", "int4")]
+    assert _served(catalog, "deepinfra", model="a/m:free") == Q.FP8  # the cached list
+    assert _served(catalog, "Other", model="a/m") == Q.UNSPECIFIED
+    assert upstream.fetches == 1
