@@ -63,20 +63,21 @@ class RetryBudget:
         self._requests: deque[float] = deque()
         self._retries: deque[float] = deque()
 
-    def _trim(self, now: float) -> None:
-        for events in (self._requests, self._retries):
-            while events and events[0] < now - self._window:
-                events.popleft()
+    def _trim(self, events: deque[float], now: float) -> None:
+        oldest = now - self._window
+        while events and events[0] < oldest:
+            events.popleft()
 
     def record_request(self) -> None:
         now = time.monotonic()
-        self._trim(now)
+        self._trim(self._requests, now)  # retries are trimmed when one is asked for
         self._requests.append(now)
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is spent."""
         now = time.monotonic()
-        self._trim(now)
+        self._trim(self._requests, now)
+        self._trim(self._retries, now)
         if len(self._retries) + 1 > self._floor + self._ratio * len(self._requests):
             return False
         self._retries.append(now)
@@ -144,20 +145,26 @@ async def call_with_retries(
 
 
 class ConcurrencyLimiter:
-    """A bound on concurrent upstream calls with a bounded wait queue."""
+    """A bound on concurrent upstream calls with a bounded, first-come wait queue.
+
+    Its own slot count rather than an ``asyncio.Semaphore``: the semaphore's ``acquire`` is a
+    coroutine and its ``locked`` walks the waiters with a generator, work every upstream call
+    paid for although almost none of them waits. Here a free slot is taken with no await at
+    all; a released slot goes straight to the first waiter still waiting.
+    """
 
     def __init__(self, max_concurrent: int, max_queued: int, retry_hint: float = 1.0) -> None:
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self._free = max_concurrent
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._max_concurrent = max_concurrent
         self._max_queued = max_queued
-        self._queued = 0
         self._retry_hint = retry_hint
         self.shed_total = 0
         """Calls refused since start (for metrics)."""
 
     @property
     def in_flight(self) -> int:
-        return self._max_concurrent - self._slots._value
+        return self._max_concurrent - self._free
 
     def _overloaded(self) -> GatewayError:
         self.shed_total += 1
@@ -178,23 +185,40 @@ class ConcurrencyLimiter:
         queue has room."""
         return _Slot(self, seconds)
 
-    async def _acquire(self, seconds: float) -> None:
-        if self._slots.locked():
-            if self._queued >= self._max_queued:
-                raise self._overloaded()
-            self._queued += 1
-            try:
-                async with asyncio.timeout(max(0.0, seconds)):
-                    await self._slots.acquire()
-            except TimeoutError:
+    def _take(self) -> bool:
+        """Take a free slot if there is one nobody is queued for."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def _wait(self, seconds: float) -> None:
+        """Queue for a slot, shedding the call when the queue is full or the wait too long."""
+        if len(self._waiters) >= self._max_queued:
+            raise self._overloaded()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                await waiter
+        except BaseException as error:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # handed a slot just as the wait ended: pass it on
+            else:
+                waiter.cancel()
+                if waiter in self._waiters:  # a release may have dropped it already
+                    self._waiters.remove(waiter)
+            if isinstance(error, TimeoutError):
                 raise self._overloaded() from None
-            finally:
-                self._queued -= 1
-        else:
-            await self._slots.acquire()
+            raise
 
     def _release(self) -> None:
-        self._slots.release()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot changes hands: the free count stays
+                return
+        self._free += 1
 
 
 class _Slot:
@@ -209,7 +233,8 @@ class _Slot:
         self._seconds = seconds
 
     async def __aenter__(self) -> None:
-        await self._limiter._acquire(self._seconds)
+        if not self._limiter._take():
+            await self._limiter._wait(self._seconds)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._limiter._release()
