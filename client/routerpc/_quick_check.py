@@ -428,10 +428,16 @@ def _type_check(descriptor: Descriptor) -> _TypeCheck:
     return found
 
 
+_by_class: dict[type, _TypeCheck] = {}
+
+
 def passes(message: Message) -> bool:
     """True when ``message`` meets every rule of its type (and of every message inside it);
     False when it may not, and only the exact path can tell."""
-    return _type_check(cast(Descriptor, message.DESCRIPTOR)).passes(message)
+    check = _by_class.get(type(message))  # by class: reading DESCRIPTOR.full_name costs more
+    if check is None:
+        check = _by_class[type(message)] = _type_check(cast(Descriptor, message.DESCRIPTOR))
+    return check.passes(message)
 
 
 def unsure_rules(descriptor: Descriptor) -> list[str]:

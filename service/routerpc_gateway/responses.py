@@ -55,24 +55,36 @@ def usage(raw: Mapping[str, Any]) -> pb.Usage:
     return result
 
 
+_USAGE_COUNTS = (
+    ("prompt_tokens", "prompt_tokens"),
+    ("completion_tokens", "completion_tokens"),
+    ("total_tokens", "total_tokens"),
+)
+_PROMPT_DETAIL_COUNTS = (
+    ("cached_tokens", "cached_tokens"),
+    ("cache_write_tokens", "cache_write_tokens"),
+    ("audio_tokens", "prompt_audio_tokens"),
+)
+_COMPLETION_DETAIL_COUNTS = (
+    ("reasoning_tokens", "reasoning_tokens"),
+    ("audio_tokens", "completion_audio_tokens"),
+)
+"""Usage counts: (key in the reply's object, ``Usage`` field)."""
+
+
 def _fill_usage(result: pb.Usage, raw: Mapping[str, Any]) -> None:
     """Write ``raw``'s counts into ``result`` in place (no intermediate message to copy; zero
     counts are the default and are not written)."""
     result.SetInParent()  # present even when every count is zero
-    prompt = raw.get("prompt_tokens_details") or {}
-    completion = raw.get("completion_tokens_details") or {}
-    for name, value in (
-        ("prompt_tokens", raw.get("prompt_tokens")),
-        ("completion_tokens", raw.get("completion_tokens")),
-        ("total_tokens", raw.get("total_tokens")),
-        ("cached_tokens", prompt.get("cached_tokens")),
-        ("cache_write_tokens", prompt.get("cache_write_tokens")),
-        ("prompt_audio_tokens", prompt.get("audio_tokens")),
-        ("reasoning_tokens", completion.get("reasoning_tokens")),
-        ("completion_audio_tokens", completion.get("audio_tokens")),
+    for counts, names in (
+        (raw, _USAGE_COUNTS),
+        (raw.get("prompt_tokens_details") or {}, _PROMPT_DETAIL_COUNTS),
+        (raw.get("completion_tokens_details") or {}, _COMPLETION_DETAIL_COUNTS),
     ):
-        if count := _int(value):
-            setattr(result, name, count)
+        for key, name in names:
+            value = counts.get(key)
+            if value is not None and (count := _int(value)):
+                setattr(result, name, count)
     if raw.get("is_byok", False):
         result.is_byok = True
     if isinstance(raw.get("cost"), _NUMBER):
