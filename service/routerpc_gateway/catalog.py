@@ -23,6 +23,7 @@ from routerpc_gateway.upstream import Upstream
 __all__ = ["Catalog"]
 
 _MAX_ENTRIES = 1024
+_MAX_ANSWERS = 4096
 _DOT_SEGMENTS = frozenset({".", ".."})
 _QUANTIZATIONS = {int(member): member for member in enums.Quantization}
 """Members by number: calling the enum class costs more than the rest of a lookup."""
@@ -34,18 +35,6 @@ class _TtlCache:
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._entries: OrderedDict[str, tuple[float, asyncio.Future[Any]]] = OrderedDict()
-
-    def fresh(self, key: str) -> Any:
-        """The value under ``key`` if it is loaded and not expired, else None: a lookup with no
-        coroutine and no loader to build, for the common case."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] <= time.monotonic():
-            return None
-        future = entry[1]
-        if not future.done() or future.exception() is not None:
-            return None
-        self._entries.move_to_end(key)
-        return future.result()
 
     async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
         now = time.monotonic()
@@ -81,18 +70,16 @@ class _Endpoints:
 
     listed: list[pb.Endpoint]
     served: dict[str, frozenset[int]]
+    expires: float
+    """When the cache entry holding this list expires (``time.monotonic``)."""
 
     @classmethod
-    def of(cls, listed: list[pb.Endpoint]) -> _Endpoints:
+    def of(cls, listed: list[pb.Endpoint], expires: float) -> _Endpoints:
         served: dict[str, set[int]] = {}
         for endpoint in listed:
             for name in {endpoint.provider_name.lower(), endpoint.tag.lower()}:
                 served.setdefault(name, set()).add(endpoint.quantization)
-        return cls(listed, {name: frozenset(values) for name, values in served.items()})
-
-
-def _endpoints_key(model: str) -> str:
-    return f"endpoints:{model}"
+        return cls(listed, {name: frozenset(v) for name, v in served.items()}, expires)
 
 
 class Catalog:
@@ -100,7 +87,11 @@ class Catalog:
 
     def __init__(self, upstream: Upstream, ttl: float) -> None:
         self._upstream = upstream
+        self._ttl = ttl
         self._cache = _TtlCache(ttl)
+        self._answers: dict[tuple[str, str, tuple[int, ...]], tuple[float, Any]] = {}
+        """Served quantizations already worked out, until their list expires: most
+        completions ask the same question as the one before."""
 
     async def models(self, *, seconds: float) -> list[pb.Model]:
         """Every model in the upstream catalogue."""
@@ -126,11 +117,13 @@ class Catalog:
             )
 
         async def load() -> _Endpoints:
+            expires = time.monotonic() + self._ttl  # as the cache's entry, set just before
             body = await self._upstream.get(f"models/{model}/endpoints", seconds=seconds)
             data = body.get("data") or {}
-            return _Endpoints.of([responses.endpoint(e) for e in data.get("endpoints") or []])
+            listed = [responses.endpoint(e) for e in data.get("endpoints") or []]
+            return _Endpoints.of(listed, expires)
 
-        result: _Endpoints = await self._cache.get(_endpoints_key(model), load)
+        result: _Endpoints = await self._cache.get(f"endpoints:{model}", load)
         return result
 
     async def served_quantization(
@@ -149,16 +142,23 @@ class Catalog:
         """
         if not model or not provider:
             return enums.Quantization.UNSPECIFIED
-        base = model.split(":", 1)[0]
-        endpoints: _Endpoints | None = self._cache.fresh(_endpoints_key(base))
-        if endpoints is None:
-            try:
-                endpoints = await self._endpoints(base, seconds=seconds)
-            except Exception:
-                return enums.Quantization.UNSPECIFIED
+        question = (model, provider, tuple(requested))
+        known = self._answers.get(question)
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
+        try:
+            endpoints = await self._endpoints(model.split(":", 1)[0], seconds=seconds)
+        except Exception:
+            return enums.Quantization.UNSPECIFIED
         candidates = endpoints.served.get(provider.lower(), frozenset())
         if requested:
             candidates &= set(requested)
-        if len(candidates) == 1:
-            return _QUANTIZATIONS[next(iter(candidates))]
-        return enums.Quantization.UNSPECIFIED
+        answer = (
+            _QUANTIZATIONS[next(iter(candidates))]
+            if len(candidates) == 1
+            else enums.Quantization.UNSPECIFIED
+        )
+        if len(self._answers) >= _MAX_ANSWERS:
+            self._answers.clear()
+        self._answers[question] = (endpoints.expires, answer)
+        return answer

@@ -64,7 +64,8 @@ def test_a_refetched_list_is_read_afresh_and_model_variants_share_the_base_list(
     assert _served(catalog, "DeepInfra", model="a/m:free") == Q.FP8
     upstream.endpoints = [_endpoint("DeepInfra", "deepinfra", "int4")]
     assert _served(catalog, "DeepInfra", model="a/m") == Q.INT4
-    assert upstream.fetches == 2
+    assert _served(catalog, "DeepInfra", model="a/m:free") == Q.INT4  # no answer outlives its list
+    assert upstream.fetches == 3
 
 
 def test_a_failed_lookup_leaves_the_quantization_unspecified() -> None:
@@ -83,4 +84,5 @@ def test_within_its_ttl_a_list_is_fetched_once_for_every_variant_of_the_model() 
     upstream.endpoints = [_endpoint("DeepInfra", "deepinfra", "int4")]
     assert _served(catalog, "deepinfra", model="a/m:free") == Q.FP8  # the cached list
     assert _served(catalog, "Other", model="a/m") == Q.UNSPECIFIED
+    assert _served(catalog, "DeepInfra", model="a/m") == Q.FP8  # asked again: the same answer
     assert upstream.fetches == 1
