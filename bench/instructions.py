@@ -107,7 +107,7 @@ def _call_part(streaming: bool) -> Callable[[], object]:
     from routerpc_gateway.callers import CallersStore
     from routerpc_gateway.catalog import Catalog
     from routerpc_gateway.config import Settings
-    from routerpc_gateway.observe import ObservingInterceptor
+    from routerpc_gateway.observe import CallObserver
     from routerpc_gateway.servicer import RouterServicer
 
     settings = Settings.model_validate(  # fixed values: no environment, no .env file
@@ -119,7 +119,7 @@ def _call_part(streaming: bool) -> Callable[[], object]:
         upstream,
         Catalog(upstream, settings.catalog_ttl),
     )
-    wrapper = ObservingInterceptor(Admission(CallersStore(settings.callers_file)))
+    wrapper = CallObserver(Admission(CallersStore(settings.callers_file)))
     context = _Context()
     loop = asyncio.new_event_loop()
     if streaming:
@@ -128,9 +128,7 @@ def _call_part(streaming: bool) -> Callable[[], object]:
             request_deserializer=pb.StreamChatRequest.FromString,
             response_serializer=pb.StreamChatResponse.SerializeToString,
         )
-        stream: Any = wrapper._wrapped(
-            "/routerpc.v1.RouterService/StreamChat", streamer
-        ).unary_stream
+        stream: Any = wrapper.wrap(streamer, "/routerpc.v1.RouterService/StreamChat").unary_stream
         assert stream is not None
         raw = pb.StreamChatRequest(request=fixtures.seed_request()).SerializeToString()
 
@@ -143,7 +141,7 @@ def _call_part(streaming: bool) -> Callable[[], object]:
         request_deserializer=pb.ChatRequest.FromString,
         response_serializer=pb.ChatResponse.SerializeToString,
     )
-    call = wrapper._wrapped("/routerpc.v1.RouterService/Chat", handler).unary_unary
+    call = wrapper.wrap(handler, "/routerpc.v1.RouterService/Chat").unary_unary
     assert call is not None
     raw = fixtures.seed_request().SerializeToString()
     # One task per call, as grpc.aio runs each RPC; the answer is returned so that a test can
@@ -158,7 +156,8 @@ def _access_line_part() -> Callable[[], None]:
     record.model, record.provider, record.quantization = "openai/gpt-4o", "OpenAI", "fp16"
     record.prompt_tokens, record.completion_tokens, record.cost = 9, 10, 0.0001225
     record.attempts, record.upstream_seconds = 1, 0.000081
-    return lambda: observe._finish(record)
+    in_flight = ("Chat",)
+    return lambda: observe._finish(record, in_flight, None, None)
 
 
 def _part(name: str) -> Callable[[], object]:

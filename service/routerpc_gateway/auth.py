@@ -72,8 +72,8 @@ def identify(store: CallersStore, context: grpc.aio.ServicerContext[Any, Any]) -
 class Admission:
     """The check every call but health passes before its handler runs (an ``observe.Gate``).
 
-    It runs inside the gateway's one call wrapper (``observe.ObservingInterceptor``, which
-    leaves health alone), before the request is even decoded, so a refused call is still
+    It runs inside the gateway's one call wrapper (``observe.CallObserver``, which leaves
+    health alone), before the request is even decoded, so a refused call is still
     counted and logged but costs no parsing, and no second wrapper layer sits in every call
     and every streamed message.
     """

@@ -31,7 +31,7 @@ from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.loops import loop_kind
 from routerpc_gateway.metrics import write_tallies, write_tallies_every
-from routerpc_gateway.observe import ObservingInterceptor
+from routerpc_gateway.observe import CallObserver
 from routerpc_gateway.servicer import RouterServicer
 from routerpc_gateway.tracing import configure_tracing
 from routerpc_gateway.upstream import create_upstream
@@ -111,21 +111,17 @@ async def serve(
     tallies: Path | None = None
     writing: asyncio.Task[None] | None = None
     try:
-        server = grpc.aio.server(
-            options=server_options(settings),
-            # One wrapper observes every call and authenticates it inside, so refused calls
-            # are counted and logged too.
-            interceptors=[
-                ObservingInterceptor(Admission(callers)),
-            ],
-        )
+        server = grpc.aio.server(options=server_options(settings))
+        # One wrapper observes every call registered through `observed` and authenticates it
+        # inside, so refused calls are counted and logged too; health stays open.
+        observed = CallObserver(Admission(callers)).registrar(server)
         pb.add_RouterServiceServicer_to_server(
-            RouterServicer(settings, upstream, Catalog(upstream, settings.catalog_ttl)), server
+            RouterServicer(settings, upstream, Catalog(upstream, settings.catalog_ttl)), observed
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
-            [pb.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+            [pb.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], observed
         )
         try:
             address = f"{settings.host}:{settings.port}"
