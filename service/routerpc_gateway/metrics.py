@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS",
+    "OK_STATUS",
     "BoundedLabel",
     "SummedFilesCollector",
     "TalliesCollector",
@@ -209,10 +210,19 @@ def count_shed() -> None:
     SHED.inc()
 
 
+def _add(values: dict[Labels, Any], key: Labels, amount: float) -> None:
+    values[key] = values.get(key, 0.0) + amount
+
+
+OK_STATUS = "200"
+"""The label of an upstream attempt that succeeded."""
+_OK_LABELS = (OK_STATUS,)
+
+
 def count_upstream_status(status: str) -> None:
     """One upstream attempt's outcome: its HTTP status or a failure reason (cut to 40
     characters; both sets are small)."""
-    UPSTREAM_RESPONSES.inc((status[:40],))
+    _add(UPSTREAM_RESPONSES.values, _OK_LABELS if status == OK_STATUS else (status[:40],), 1.0)
 
 
 _USAGE_KINDS = ("prompt", "completion", "reasoning", "cached")
@@ -237,10 +247,6 @@ def _usage_series(raw: Labels) -> tuple[Labels, ...]:
         _usage_keys.clear()
     _usage_keys[raw] = keys
     return keys
-
-
-def _add(values: dict[Labels, Any], key: Labels, amount: float) -> None:
-    values[key] = values.get(key, 0.0) + amount
 
 
 def count_call(record: CallRecord, elapsed: float) -> None:

@@ -24,10 +24,11 @@ from routerpc._gen import enums
 from routerpc._validation import field_violations
 from routerpc_gateway import convert, responses
 from routerpc_gateway.auth import current_caller
+from routerpc_gateway.callers import Caller
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, invalid_argument, upstream_error
-from routerpc_gateway.metrics import count_upstream_status
+from routerpc_gateway.metrics import OK_STATUS, count_upstream_status
 from routerpc_gateway.observe import REQUEST_ID_KEY, CallRecord, current_record
 from routerpc_gateway.policy import apply_policy
 from routerpc_gateway.resilience import (
@@ -160,10 +161,9 @@ class RouterServicer(pb.RouterServiceServicer):
     ) -> tuple[pb.ChatRequest, str | None]:
         """The request after the caller's policy, and the caller's own key if it sent one."""
         caller = current_caller.get().caller
-        return apply_policy(request, caller), _caller_key(context, self._may_byok())
+        return apply_policy(request, caller), _caller_key(context, self._may_byok(caller))
 
-    def _may_byok(self) -> bool:
-        caller = current_caller.get().caller
+    def _may_byok(self, caller: Caller | None) -> bool:
         return caller.byok if caller is not None else self._settings.allow_byok
 
     async def _chat_once(
@@ -177,7 +177,7 @@ class RouterServicer(pb.RouterServiceServicer):
             except GatewayError as error:
                 count_upstream_status(_status_label(error))
                 raise
-            count_upstream_status("200")
+            count_upstream_status(OK_STATUS)
             return reply
 
     async def _open_stream(
@@ -200,7 +200,7 @@ class RouterServicer(pb.RouterServiceServicer):
         except BaseException:
             await stack.aclose()
             raise
-        count_upstream_status("200")
+        count_upstream_status(OK_STATUS)
         return stack, events
 
     async def Chat(
@@ -233,15 +233,15 @@ class RouterServicer(pb.RouterServiceServicer):
             for choice in reply.get("choices") or []:
                 if isinstance(choice, dict) and isinstance(choice.get("error"), dict):
                     raise upstream_error(200, {"error": choice["error"]})
-            response.quantization = await self._catalog.served_quantization(
-                response.model,
-                response.provider,
+            model, provider = response.model, response.provider  # each read is a new str
+            quantization = await self._catalog.served_quantization(
+                model,
+                provider,
                 request.provider.quantizations,
                 seconds=min(_LOOKUP_SECONDS, seconds),
             )
-            _note_served(
-                record, response.model, response.provider, response.quantization, response.usage
-            )
+            response.quantization = quantization
+            _note_served(record, model, provider, quantization, response.usage)
             return response
         except GatewayError as error:
             await _abort(context, error, attempts)
@@ -363,7 +363,7 @@ class RouterServicer(pb.RouterServiceServicer):
             seconds = budget(self._settings, context.time_remaining())
             query = urllib.parse.urlencode({"id": request.id})
             # A caller with its own key looks up generations under its own account.
-            api_key = _caller_key(context, self._may_byok())
+            api_key = _caller_key(context, self._may_byok(current_caller.get().caller))
             body = await self._upstream.get(f"generation?{query}", seconds=seconds, api_key=api_key)
             data = body.get("data")
             if not isinstance(data, dict):
