@@ -33,7 +33,7 @@ class _TtlCache:
     """Async single-flight TTL cache with a size bound."""
 
     def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
+        self.ttl = ttl
         self._entries: OrderedDict[str, tuple[float, asyncio.Future[Any]]] = OrderedDict()
 
     async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
@@ -49,7 +49,7 @@ class _TtlCache:
                 return entry[1].result()  # the common case: no task, no shield
             return await asyncio.shield(entry[1])
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._entries[key] = (now + self._ttl, future)
+        self._entries[key] = (now + self.ttl, future)
         while len(self._entries) > _MAX_ENTRIES:
             self._entries.popitem(last=False)
         try:
@@ -87,7 +87,6 @@ class Catalog:
 
     def __init__(self, upstream: Upstream, ttl: float) -> None:
         self._upstream = upstream
-        self._ttl = ttl
         self._cache = _TtlCache(ttl)
         self._answers: dict[tuple[str, str, tuple[int, ...]], tuple[float, Any]] = {}
         """Served quantizations already worked out, until their list expires: most
@@ -117,7 +116,7 @@ class Catalog:
             )
 
         async def load() -> _Endpoints:
-            expires = time.monotonic() + self._ttl  # as the cache's entry, set just before
+            expires = time.monotonic() + self._cache.ttl  # as the cache's entry, set just before
             body = await self._upstream.get(f"models/{model}/endpoints", seconds=seconds)
             data = body.get("data") or {}
             listed = [responses.endpoint(e) for e in data.get("endpoints") or []]

@@ -23,8 +23,8 @@ ACCESS_LOGGER = "routerpc.access"
 
 
 class _Clock:
-    """Timestamps for log lines: ``prefix`` (the date and time, formatted once per second) then
-    the milliseconds and ``suffix`` (``,123``, or ``.123Z``), taken from a table.
+    """Timestamps for log lines: the date and time, formatted once per second, then the
+    milliseconds as ``millis`` formats them (``,123`` or ``.123Z``), taken from a table.
 
     ``Formatter.formatTime`` calls ``localtime`` and ``strftime`` for every record, and even a
     ``:03d`` format per line was a measurable share of the gateway's CPU per call (one access

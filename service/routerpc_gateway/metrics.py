@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS",
-    "OK_STATUS",
     "BoundedLabel",
     "SummedFilesCollector",
     "TalliesCollector",
@@ -210,19 +209,10 @@ def count_shed() -> None:
     SHED.inc()
 
 
-def _add(values: dict[Labels, Any], key: Labels, amount: float) -> None:
-    values[key] = values.get(key, 0.0) + amount
-
-
-OK_STATUS = "200"
-"""The label of an upstream attempt that succeeded."""
-_OK_LABELS = (OK_STATUS,)
-
-
 def count_upstream_status(status: str) -> None:
     """One upstream attempt's outcome: its HTTP status or a failure reason (cut to 40
     characters; both sets are small)."""
-    _add(UPSTREAM_RESPONSES.values, _OK_LABELS if status == OK_STATUS else (status[:40],), 1.0)
+    UPSTREAM_RESPONSES.inc((status[:40],))
 
 
 _USAGE_KINDS = ("prompt", "completion", "reasoning", "cached")
@@ -252,7 +242,7 @@ def _usage_series(raw: Labels) -> tuple[Labels, ...]:
 def count_call(record: CallRecord, elapsed: float) -> None:
     """Everything one finished call adds to the metrics."""
     method = record.method
-    _add(RPCS.values, (method, record.code), 1.0)
+    RPCS.inc((method, record.code))
     RPC_SECONDS.observe(elapsed, (method,))
     if record.upstream_seconds is not None:
         UPSTREAM_SECONDS.observe(record.upstream_seconds, (method,))
@@ -262,17 +252,16 @@ def count_call(record: CallRecord, elapsed: float) -> None:
     if record.prompt_tokens or record.completion_tokens or cost is not None:
         raw = (record.model, record.provider, record.quantization, record.caller)
         keys = _usage_keys.get(raw) or _usage_series(raw)
-        tokens = TOKENS.values
         if record.prompt_tokens:
-            _add(tokens, keys[0], record.prompt_tokens)
+            TOKENS.inc(keys[0], record.prompt_tokens)
         if record.completion_tokens:
-            _add(tokens, keys[1], record.completion_tokens)
+            TOKENS.inc(keys[1], record.completion_tokens)
         if record.reasoning_tokens:
-            _add(tokens, keys[2], record.reasoning_tokens)
+            TOKENS.inc(keys[2], record.reasoning_tokens)
         if record.cached_tokens:
-            _add(tokens, keys[3], record.cached_tokens)
+            TOKENS.inc(keys[3], record.cached_tokens)
         if cost:
-            _add(COST.values, keys[4], cost)
+            COST.inc(keys[4], cost)
 
 
 class TalliesCollector(Collector):

@@ -28,7 +28,7 @@ from routerpc_gateway.callers import Caller
 from routerpc_gateway.catalog import Catalog
 from routerpc_gateway.config import Settings
 from routerpc_gateway.errors import GatewayError, invalid_argument, upstream_error
-from routerpc_gateway.metrics import OK_STATUS, count_upstream_status
+from routerpc_gateway.metrics import count_upstream_status
 from routerpc_gateway.observe import REQUEST_ID_KEY, CallRecord, current_record
 from routerpc_gateway.policy import apply_policy
 from routerpc_gateway.resilience import (
@@ -177,7 +177,7 @@ class RouterServicer(pb.RouterServiceServicer):
             except GatewayError as error:
                 count_upstream_status(_status_label(error))
                 raise
-            count_upstream_status(OK_STATUS)
+            count_upstream_status("200")
             return reply
 
     async def _open_stream(
@@ -200,7 +200,7 @@ class RouterServicer(pb.RouterServiceServicer):
         except BaseException:
             await stack.aclose()
             raise
-        count_upstream_status(OK_STATUS)
+        count_upstream_status("200")
         return stack, events
 
     async def Chat(
