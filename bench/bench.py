@@ -77,11 +77,12 @@ class Plan:
 
     mode: str
     concurrencies: tuple[int, ...]
-    run_seconds: float  # aimed-at length of one measured h2load run
+    run_seconds: float  # aimed-at length of one measured slice (one h2load run)
     min_requests: int
     max_requests: int
     warmup_requests: int
-    rounds: int  # measured runs per server, mode and concurrency (interleaved; median kept)
+    slices: int  # short measured runs per server, mode and concurrency (interleaved; pooled)
+    instances: int  # processes per Python server, the slices spread over them (pooled)
     relay_streams: int
     relay_chunks: int
     memory_streams: int
@@ -89,8 +90,11 @@ class Plan:
     quiet_budget: float  # total seconds the run may wait for other load on the machine to pass
     # The extra upstream clients (httpx-http2, httpx-aiohttp) are measured at these only.
     client_concurrencies: tuple[int, ...] = (16,)
+    one_core_slices: int = 4  # slices of the workers comparison squeezed onto core 0
     quiet_max_wait: float = 10.0  # the most one measured run waits
     quiet_threshold: float = 0.15  # cores busy (all processes) that count as quiet
+    # A measured run that ended this recently with the machine quiet stands for a fresh sample.
+    quiet_reuse_seconds: float = 1.0
     h2load_timeout: float = 180.0
 
     @staticmethod
@@ -99,11 +103,12 @@ class Plan:
             return Plan(
                 mode="quick",
                 concurrencies=(1, 16),
-                run_seconds=1.0,
-                min_requests=150,
+                run_seconds=0.25,
+                min_requests=60,
                 max_requests=3000,
                 warmup_requests=100,
-                rounds=1,
+                slices=4,
+                instances=2,
                 relay_streams=1,
                 relay_chunks=20,
                 memory_streams=1000,
@@ -113,17 +118,24 @@ class Plan:
         return Plan(
             mode="full",
             concurrencies=(1, 16, 64),
-            run_seconds=2.0,
-            min_requests=300,
+            run_seconds=0.3,
+            min_requests=100,
             max_requests=30000,
             warmup_requests=300,
-            rounds=3,
+            slices=16,
+            instances=4,
             relay_streams=3,
             relay_chunks=40,
             memory_streams=1000,
             workers_one_core=True,
             quiet_budget=30.0,
         )
+
+    def slice_requests(self, warm_rps: float, concurrency: int) -> int:
+        """Requests of one slice: about ``run_seconds`` at the warm-up's rate, and at least 4
+        per concurrent stream, so that a slice at c=64 is not mostly ramp-up and ramp-down."""
+        wanted = max(self.min_requests, 4 * concurrency, warm_rps * self.run_seconds)
+        return int(min(self.max_requests, wanted))
 
 
 @dataclass
@@ -155,8 +167,8 @@ def _stat(pid: int) -> tuple[int, int]:
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
-def process_tree(root: int) -> list[int]:
-    """``root`` and all its descendants (workers of a master), from /proc/*/stat ppid."""
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from /proc/*/stat ppid (one scan of /proc)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -166,6 +178,13 @@ def process_tree(root: int) -> list[int]:
         except (OSError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def process_tree(root: int, children: dict[int, list[int]] | None = None) -> list[int]:
+    """``root`` and all its descendants (workers of a master), from /proc/*/stat ppid."""
+    if children is None:
+        children = _children()
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -192,11 +211,29 @@ def machine_load(seconds: float) -> float:
 
 def cpu_seconds(root: int) -> float:
     """CPU seconds (user + system) spent so far by ``root`` and its live descendants."""
-    ticks = 0
-    for pid in process_tree(root):
-        with contextlib.suppress(OSError, ValueError):
-            ticks += _stat(pid)[1]
-    return ticks / CLK_TCK
+    return cpu_seconds_each([root])[0]
+
+
+def process_cpu_clock(pid: int) -> float:
+    """CPU seconds of process ``pid`` (all its threads, user + system) from its CPU-time clock
+    (Linux's encoding of the process clock of ``clock_getcpuclockid``: CPUCLOCK_SCHED of the
+    pid): the scheduler's exact runtime, where ``/proc/PID/stat`` counts whole 10 ms ticks, a
+    coarse grain for a 0.3 s slice."""
+    return time.clock_gettime(((~pid) << 3) | 2)
+
+
+def cpu_seconds_each(roots: Sequence[int]) -> list[float]:
+    """``cpu_seconds`` of several roots from one scan of /proc: read around every short slice,
+    so a scan per root would add up."""
+    children = _children()
+    totals = []
+    for root in roots:
+        seconds = 0.0
+        for pid in process_tree(root, children):
+            with contextlib.suppress(OSError):  # a process that just ended
+                seconds += process_cpu_clock(pid)
+        totals.append(seconds)
+    return totals
 
 
 def rss_kib(pid: int) -> int:
@@ -695,6 +732,8 @@ class Server:
     cpus: str
     load: Load
     check: Callable[[], dict[str, Any]]
+    instance: int = 1  # which process of its target (1..Plan.instances)
+    warmed: set[int] = field(default_factory=set)  # concurrencies it has been warmed up at
     failed: bool = False
 
 
@@ -713,6 +752,7 @@ class Bench:
         self.files = self._request_files()
         self.counts: dict[tuple[str, str, str, int], int] = {}
         self.quiet_budget = plan.quiet_budget
+        self.last_run: tuple[float, float] | None = None  # (monotonic end, other load cores)
         self.checker = Checker(tools)
 
     def _request_files(self) -> dict[str, Path]:
@@ -746,13 +786,14 @@ class Bench:
         print(f"!! {message}", file=sys.stderr, flush=True)
         self.results["errors"].append(message)
 
-    def measure(self, server: Server, mode: str, concurrency: int, round_: int) -> None:
-        """One measured h2load run with CPU read around it (the first round of a server at a
-        concurrency warms up first and fixes the request count for every round)."""
+    def measure(self, server: Server, mode: str, concurrency: int, slice_: int) -> None:
+        """One measured slice (an h2load run) with CPU read around it (the first slice of a
+        server at a concurrency warms up first and fixes the request count of every slice)."""
         plan = self.plan
         check = server.check()  # a Python-client call must succeed before each measured run
         key = (server.section, server.target.key, mode, concurrency)
-        if key not in self.counts:
+        if concurrency not in server.warmed:
+            server.warmed.add(concurrency)
             warm, _ = h2load(
                 self.tools,
                 server.load,
@@ -761,17 +802,16 @@ class Bench:
                 log=None,
                 timeout=plan.h2load_timeout,
             )
-            warm_rps = warm.get("rps") or 100.0
-            self.counts[key] = int(
-                min(plan.max_requests, max(plan.min_requests, warm_rps * plan.run_seconds))
-            )
+            if key not in self.counts:  # the first instance's warm-up sizes every slice
+                self.counts[key] = plan.slice_requests(warm.get("rps") or 100.0, concurrency)
         n = self.counts[key]
         waited, idle_load = self.wait_quiet()
         target = server.target
         log = self.workdir / f"h2load-{server.section}-{target.key}-{mode}-{concurrency}.log"
+        log.unlink(missing_ok=True)  # h2load appends: the latencies must be this slice's only
         assert self.upstream is not None
         upstream_pid = self.upstream.proc.pid
-        server0, upstream0 = cpu_seconds(server.pid), cpu_seconds(upstream_pid)
+        server0, upstream0 = cpu_seconds_each([server.pid, upstream_pid])
         busy0, steal0 = machine_ticks()
         t0 = time.monotonic()
         parsed, loadgen_cpu = h2load(
@@ -784,10 +824,11 @@ class Bench:
         )
         t1 = time.monotonic()
         busy1, steal1 = machine_ticks()
-        server1, upstream1 = cpu_seconds(server.pid), cpu_seconds(upstream_pid)
+        server1, upstream1 = cpu_seconds_each([server.pid, upstream_pid])
         # CPU that neither the server, the upstream nor h2load spent: other work on the machine.
         ours = (server1 - server0) + (upstream1 - upstream0) + loadgen_cpu
         foreign = max(0.0, (busy1 - busy0) / CLK_TCK - ours) / max(t1 - t0, 1e-6)
+        self.last_run = (time.monotonic(), foreign)
         latencies = log_latencies_ms(log)
         total = parsed["requests"]["total"]
         done = parsed["requests"]["succeeded"]
@@ -806,13 +847,15 @@ class Bench:
             "workers": target.workers,
             "mode": mode,
             "concurrency": concurrency,
-            "round": round_,
+            "slice": slice_,
+            "instance": server.instance,
             "clients": parsed["clients"],
             "streams_per_client": parsed["streams_per_client"],
             "requests": parsed["requests"],
             "status": parsed.get("status"),
             "rps": parsed.get("rps"),
             "wall_seconds": round(t1 - t0, 3),
+            "h2load_seconds": parsed.get("seconds"),
             "latency_ms": {
                 **parsed.get("latency_ms", {}),
                 "p50": percentile(latencies, 50),
@@ -821,7 +864,7 @@ class Bench:
                 "samples": len(latencies),
             },
             "cpu_ms_per_request": (server1 - server0) * 1000.0 / done if done else None,
-            "cpu_seconds": round(server1 - server0, 3),
+            "cpu_seconds": round(server1 - server0, 6),
             "upstream_cpu_ms_per_request": (
                 (upstream1 - upstream0) * 1000.0 / done if done and target.kind != "http" else None
             ),
@@ -840,7 +883,7 @@ class Bench:
         rps = run["rps"] or 0.0
         cpu = run["cpu_ms_per_request"] or float("nan")
         print(
-            f"   {server.section:8} r{round_} {target.label:30} {mode:6} c={concurrency:<3} "
+            f"   {server.section:8} s{slice_:<2} {target.label:30} {mode:6} c={concurrency:<3} "
             f"n={n:<6} {rps:8.1f} req/s  p50 {run['latency_ms']['p50']:7.2f} ms  "
             f"p99 {run['latency_ms']['p99']:7.2f} ms  cpu {cpu:6.3f} ms/req"
             f"  other {foreign:4.2f}{'' if complete else '  INCOMPLETE'}",
@@ -849,8 +892,15 @@ class Bench:
 
     def wait_quiet(self) -> tuple[float, float]:
         """Wait (bounded) until nothing else keeps the machine busy; (seconds waited, cores busy
-        in the last sample). Other sessions' test suites share this machine's cores."""
+        in the last sample). Other sessions' test suites share this machine's cores. A sample
+        takes 0.2 s, most of a slice; a measured run that ended under ``quiet_reuse_seconds``
+        ago with the machine quiet is as fresh a sample, so then none is taken."""
         plan = self.plan
+        if self.last_run is not None:
+            ended, other = self.last_run
+            recent = time.monotonic() - ended < plan.quiet_reuse_seconds
+            if recent and other <= plan.quiet_threshold:
+                return 0.0, other
         started = time.monotonic()
         load = machine_load(0.2)
         while load > plan.quiet_threshold and self.quiet_budget > 0:
@@ -861,39 +911,57 @@ class Bench:
         return time.monotonic() - started, load
 
     def section(
-        self, section: str, targets: Sequence[Target], *, rounds: int, cpus: str = SERVER_CPU
+        self,
+        section: str,
+        targets: Sequence[Target],
+        *,
+        slices: int,
+        instances: int,
+        cpus: str = SERVER_CPU,
     ) -> None:
         """Every target, mode and concurrency; per mode all servers run at once (idle when not
-        measured) so that rounds interleave them: drift of the machine hits each alike."""
+        measured) so that short slices interleave them: drift of the machine, which moves over
+        tens of seconds, hits each alike. Each Python server runs as ``instances`` processes,
+        measured slice after slice in turn: one process's cost depends on its random hash seed
+        (dict layouts) by up to a tenth, and one process per run would carry its luck into the
+        ratios. The report pools the slices of each target over all its processes."""
         for mode in ("unary", "stream"):
-            servers: list[Server] = []
+            groups: list[list[Server]] = []
             try:
                 for target in targets:
-                    try:
-                        servers.append(self._server(section, target, mode, cpus))
-                    except BenchError as error:
-                        self.error(f"{section} {target.label} {mode}: start", error)
+                    group: list[Server] = []
+                    count = 1 if target.kind == "http" else instances
+                    for instance in range(1, count + 1):
+                        try:
+                            group.append(self._server(section, target, mode, cpus, instance))
+                        except BenchError as error:
+                            self.error(f"{section} {target.label} {mode}: start", error)
+                    if group:
+                        groups.append(group)
                 for c in self.plan.concurrencies:
-                    for round_ in range(1, rounds + 1):
-                        # Rotate the order each round: no server always runs first.
-                        shift = (round_ - 1) % max(1, len(servers))
-                        for server in servers[shift:] + servers[:shift]:
-                            if server.failed or (server.target.kind == "http" and round_ > 1):
+                    for slice_ in range(1, slices + 1):
+                        # Rotate the order each slice: no server always runs first.
+                        shift = (slice_ - 1) % max(1, len(groups))
+                        for group in groups[shift:] + groups[:shift]:
+                            server = group[(slice_ - 1) % len(group)]
+                            if any(s.failed for s in group):
                                 continue
                             if server.target.only_at and c not in server.target.only_at:
                                 continue
                             try:
-                                self.measure(server, mode, c, round_)
+                                self.measure(server, mode, c, slice_)
                             except BenchError as error:
                                 server.failed = True
                                 self.error(f"{section} {server.target.label} {mode} c={c}", error)
             finally:
-                for server in servers:
+                for server in (s for group in groups for s in group):
                     if server.proc is not None:
                         self.checker.forget(server.port)
                         self.procs.stop(server.proc)
 
-    def _server(self, section: str, target: Target, mode: str, cpus: str) -> Server:
+    def _server(
+        self, section: str, target: Target, mode: str, cpus: str, instance: int = 1
+    ) -> Server:
         assert self.upstream is not None
         assert self.direct is not None
         if target.kind == "http":
@@ -922,6 +990,7 @@ class Bench:
             cpus,
             Load(url, self.files[f"{mode}.grpc"], GRPC_HEADERS, h1=False),
             lambda: self.checker.check(port, mode),
+            instance,
         )
 
     # ----------------------------------------------------------------------- relay delay
@@ -1232,7 +1301,7 @@ def run(plan: Plan, tools: Tools, procs: Processes, host: dict[str, Any]) -> dic
     bench.direct = start_nginx(procs, tools, "nginx-direct", SERVER_CPU)
 
     print("== unary and streaming", flush=True)
-    bench.section("main", targets, rounds=plan.rounds)
+    bench.section("main", targets, slices=plan.slices, instances=plan.instances)
 
     if tools.has("--workers"):
         primary = gateways[0]
@@ -1248,10 +1317,13 @@ def run(plan: Plan, tools: Tools, procs: Processes, host: dict[str, Any]) -> dic
         ]
         results["workers_targets"] = [t.__dict__ for t in pair]
         print(f"== workers 1 vs 2, gateway on cores {ALL_CPUS}", flush=True)
-        bench.section("workers", pair, rounds=plan.rounds, cpus=ALL_CPUS)
+        bench.section("workers", pair, slices=plan.slices, instances=plan.instances, cpus=ALL_CPUS)
         if plan.workers_one_core:
             print(f"== workers 1 vs 2, gateway on core {SERVER_CPU}", flush=True)
-            bench.section("workers-1core", pair, rounds=1)
+            slices = plan.one_core_slices
+            bench.section(
+                "workers-1core", pair, slices=slices, instances=min(plan.instances, slices)
+            )
 
     procs.stop(bench.direct.proc)
     print("== relay delay (drip upstream, 50 ms per chunk)", flush=True)

@@ -46,40 +46,123 @@ def _median(values: Iterable[Any]) -> float | None:
     return statistics.median(present) if present else None
 
 
+SPREAD_BLOCKS = 4
+"""The CPU spread compares the pooled CPU of this many consecutive blocks of a row's slices."""
+
+
+def _succeeded(run: Run) -> int:
+    return int((run.get("requests") or {}).get("succeeded") or 0)
+
+
+def _pool_cpu(runs: list[Run]) -> float | None:
+    """Server CPU ms per request pooled over slices: all their CPU seconds over all their
+    completed requests. Every request weighs the same, and no one slice's figure is picked, as a
+    median of per-slice figures would (at 0.3 s a slice is a few dozen clock ticks)."""
+    counted = [r for r in runs if _succeeded(r) and r.get("cpu_seconds") is not None]
+    requests = sum(_succeeded(r) for r in counted)
+    if not requests:
+        return None
+    return sum(float(r["cpu_seconds"]) for r in counted) * 1000.0 / requests
+
+
+def _pool_per_request(runs: list[Run], key: str) -> float | None:
+    """A figure recorded per request in each slice (nginx's, h2load's CPU ms per request)
+    pooled the same way: its mean weighted by each slice's completed requests."""
+    counted = [(float(r[key]), _succeeded(r)) for r in runs if r.get(key) is not None]
+    requests = sum(n for _, n in counted)
+    return sum(v * n for v, n in counted) / requests if requests else None
+
+
+def _seconds(run: Run) -> float:
+    """h2load's own duration of a slice, without its process start-up (a few percent of a
+    0.3 s slice's wall time); older records carry it as req/s only."""
+    if run.get("h2load_seconds"):
+        return float(run["h2load_seconds"])
+    if run.get("rps") and _succeeded(run):
+        return _succeeded(run) / float(run["rps"])
+    return float(run.get("wall_seconds") or 0.0)
+
+
+def _pool_rps(runs: list[Run]) -> float | None:
+    seconds = sum(_seconds(r) for r in runs)
+    return sum(_succeeded(r) for r in runs) / seconds if seconds else None
+
+
+def _time_weighted(runs: list[Run], key: str) -> float | None:
+    """The mean of a rate recorded per slice (cores of other load) weighted by wall time."""
+    counted = [(float(r[key]), float(r.get("wall_seconds") or 0.0)) for r in runs if key in r]
+    seconds = sum(w for _, w in counted)
+    return sum(v * w for v, w in counted) / seconds if seconds else None
+
+
+def _blocks(runs: list[Run], count: int = SPREAD_BLOCKS) -> list[list[Run]]:
+    """``runs`` (in slice order) cut into ``count`` consecutive blocks of near-equal size (one
+    slice each when there are fewer)."""
+    k = min(count, len(runs))
+    return [runs[i * len(runs) // k : (i + 1) * len(runs) // k] for i in range(k)]
+
+
+def _spread(runs: list[Run], pooled: float | None) -> float | None:
+    """(max - min) / pooled over the pooled CPU of consecutive blocks of slices: how far the
+    figure moved within the run (drift of the machine and noise), on the same footing as the
+    pooled figure itself. None with fewer than two slices."""
+    figures = [f for f in (_pool_cpu(b) for b in _blocks(runs)) if f is not None]
+    if not pooled or len(figures) < 2:
+        return None
+    return (max(figures) - min(figures)) / pooled
+
+
+def _slice_number(run: Run) -> int:
+    return int(run.get("slice") or run.get("round") or 0)
+
+
 def _aggregate(runs: list[Run]) -> Run:
-    """Rounds of one (section, server, mode, concurrency) as one row: medians, and whether every
-    round was complete."""
-    cpus = [r["cpu_ms_per_request"] for r in runs if r.get("cpu_ms_per_request")]
-    cpu = _median(cpus)
-    first = runs[0]
+    """Slices of one (section, server, mode, concurrency) as one row: figures pooled over the
+    complete slices, and whether every slice was complete (a row with an incomplete slice is
+    not OK and stays out of every ratio). p50/p99: the median over slices of each one's."""
+    ordered = sorted(runs, key=_slice_number)
+    counted = [r for r in ordered if r.get("complete")] or ordered
+    cpu = _pool_cpu(counted)
+    first = ordered[0]
     return {
         **{k: first[k] for k in ("label", "kind", "clients", "streams_per_client")},
-        "rounds": len(runs),
+        "slices": len(ordered),
         "requests": {"total": first["requests"]["total"]},
-        "rps": _median(r.get("rps") for r in runs),
+        "rps": _pool_rps(counted),
         "latency_ms": {
-            "p50": _median(r["latency_ms"].get("p50") for r in runs),
-            "p99": _median(r["latency_ms"].get("p99") for r in runs),
+            "p50": _median(r["latency_ms"].get("p50") for r in counted),
+            "p99": _median(r["latency_ms"].get("p99") for r in counted),
         },
         "cpu_ms_per_request": cpu,
-        "cpu_spread": (max(cpus) - min(cpus)) / cpu if cpu and len(cpus) > 1 else None,
-        "upstream_cpu_ms_per_request": _median(r.get("upstream_cpu_ms_per_request") for r in runs),
-        "loadgen_cpu_ms_per_request": _median(r.get("loadgen_cpu_ms_per_request") for r in runs),
-        "other_load": _median(r.get("other_load_cores") for r in runs),
-        "complete": all(r.get("complete") for r in runs),
+        "cpu_spread": _spread(counted, cpu),
+        "upstream_cpu_ms_per_request": _pool_per_request(counted, "upstream_cpu_ms_per_request"),
+        "loadgen_cpu_ms_per_request": _pool_per_request(counted, "loadgen_cpu_ms_per_request"),
+        "other_load": _time_weighted(counted, "other_load_cores"),
+        "complete": all(r.get("complete") for r in ordered),
     }
+
+
+Key = tuple[str, str, str, int]
+
+
+def _groups(runs: list[Run]) -> dict[Key, list[Run]]:
+    """The slices of each (section, server, mode, concurrency), in the order they ran."""
+    groups: dict[Key, list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r["section"], r["target"], r["mode"], r["concurrency"]), []).append(r)
+    return groups
 
 
 @dataclass
 class Index:
     runs: list[Run]
 
+    def __post_init__(self) -> None:
+        self._groups = _groups(self.runs)
+
     def get(self, section: str, target: str, mode: str, concurrency: int) -> Run | None:
-        """The median over rounds of one server at one concurrency."""
-        key = (section, target, mode, concurrency)
-        matching = [
-            r for r in self.runs if (r["section"], r["target"], r["mode"], r["concurrency"]) == key
-        ]
+        """One server at one concurrency, its slices pooled."""
+        matching = self._groups.get((section, target, mode, concurrency))
         return _aggregate(matching) if matching else None
 
     def cpu(self, section: str, target: str, mode: str, concurrency: int) -> float | None:
@@ -158,7 +241,7 @@ def _mode_table(
                     target["label"],
                     str(c),
                     f"{run['clients']}x{run['streams_per_client']}",
-                    f"{run['requests']['total']} x {run['rounds']}",
+                    f"{run['requests']['total']} x {run['slices']}",
                     _num(run.get("rps"), 0),
                     _num(latency.get("p50")),
                     _num(latency.get("p99")),
@@ -175,7 +258,7 @@ def _mode_table(
         "server",
         "conc.",
         "conns x streams",
-        "requests x rounds",
+        "requests x slices",
         "req/s",
         "p50 ms",
         "p99 ms",
@@ -241,7 +324,10 @@ def build(results: dict[str, Any]) -> str:
     out += [
         "",
         "CPU ratios compare CPU ms per request of the server process (all threads, and all "
-        "worker processes), read from `/proc/PID/stat` around each measured run.",
+        "worker processes), read from each process's CPU-time clock around each measured "
+        "slice.",
+        "",
+        _method_note(plan),
     ]
 
     for mode, title, what in (
@@ -336,28 +422,75 @@ def build(results: dict[str, Any]) -> str:
         out += [f"- {_one_line(message)}"]
     for run in incomplete:
         out += [
-            f"- {run['label']} {run['mode']} c={run['concurrency']}: "
+            f"- {run['section']}: {run['label']} {run['mode']} c={run['concurrency']} "
+            f"slice {_slice_number(run)}: "
             f"{run['requests']['succeeded']}/{run['requests']['total']} succeeded, "
             f"DATA bytes {run.get('data_bytes')} vs expected {run.get('expected_data_bytes')}"
         ]
     return "\n".join(out) + "\n"
 
 
-def _load_note(results: dict[str, Any]) -> list[str]:
-    """How busy the machine was with other work while runs were measured."""
-    loads = sorted(
-        r["other_load_cores"] for r in results.get("runs", []) if "other_load_cores" in r
+def _method_note(plan: dict[str, Any]) -> str:
+    """How the rows were measured and pooled (results of older runs had long rounds)."""
+    pooling = (
+        "A row pools its slices: CPU ms per request is the CPU seconds of all its complete "
+        "slices over all their completed requests (nginx's and h2load's CPU likewise), req/s "
+        "all those requests over h2load's summed run time; p50 and p99 are the median over "
+        "slices of each slice's p50 and p99. CPU spread: the slices cut into "
+        f"{SPREAD_BLOCKS} consecutive blocks (one slice each when there are fewer), each "
+        "pooled, (max - min) / the row's pooled figure: how far one server's figure moved "
+        "during the run. Drift moves interleaved servers alike, so a ratio of two rows moves "
+        "less than their spreads."
     )
+    if "slices" not in plan and "rounds" not in plan:
+        return pooling
+    if "slices" not in plan:
+        return (
+            f"These results come from an older run in {plan.get('rounds')} rounds of about "
+            f"{plan.get('run_seconds')} s per server, re-rendered: its rounds are pooled here as "
+            "slices are now (its p50 and p99 after the first round also counted the earlier "
+            f"rounds' requests: h2load appended them to one log). {pooling}"
+        )
+    one_core = (
+        f"; {plan.get('one_core_slices')} in the workers-on-one-core section"
+        if plan.get("workers_one_core")
+        else ""
+    )
+    return (
+        f"Each server, call and concurrency is measured in {plan['slices']} short slices "
+        f"(h2load runs of about {plan['run_seconds']:g} s, at least 4 requests per concurrent "
+        f"stream{one_core}), interleaved with the other servers of its section in a rotating "
+        f"order, so that drift of the machine hits them alike. {_instances_note(plan)}{pooling}"
+    )
+
+
+def _instances_note(plan: dict[str, Any]) -> str:
+    count = plan.get("instances")
+    if not count or count < 2:
+        return ""
+    return (
+        f"Each Python server runs as {count} processes, started alike, and its slices go to "
+        "them in turn: one process's cost depends on its random hash seed by up to a tenth, so "
+        "the row pools over several. "
+    )
+
+
+def _load_note(results: dict[str, Any]) -> list[str]:
+    """How busy the machine was with other work while slices were measured (per row, over its
+    slices: one 0.3 s slice reads the machine's ticks too coarsely to judge alone)."""
+    runs = results.get("runs", [])
+    rows = [_time_weighted(group, "other_load_cores") for group in _groups(runs).values()]
+    loads = sorted(v for v in rows if v is not None)
     if not loads:
         return []
     median = statistics.median(loads)
     busy = sum(1 for v in loads if v > 0.1)
-    waited = sum(r.get("quiet_wait_seconds", 0) for r in results.get("runs", []))
+    waited = sum(r.get("quiet_wait_seconds", 0) for r in runs)
     text = (
-        f"Other work on the machine during measured runs (CPU not spent by the server, the "
-        f"upstream or h2load, from `/proc/stat`; in cores): median {median:.2f}, max "
-        f"{loads[-1]:.2f}; {busy} of {len(loads)} runs above 0.1 core. The run waited "
-        f"{waited:.0f} s in all for quiet moments (bounded)."
+        f"Other work on the machine while slices were measured (CPU not spent by the server, "
+        f"the upstream or h2load, from `/proc/stat`; in cores, each row's mean over its "
+        f"slices): median {median:.2f}, max {loads[-1]:.2f}; {busy} of {len(loads)} rows above "
+        f"0.1 core. The run waited {waited:.0f} s in all for quiet moments (bounded)."
     )
     if median > 0.1 or busy > len(loads) // 4:
         text += (
@@ -534,8 +667,8 @@ def _client_table(
     return [
         *lines,
         "",
-        "CPU ms per request of the server process, from the same rounds as the tables above "
-        "(interleaved, median over rounds). aiohttp, httpx and httpx-aiohttp (httpx's API over an "
+        "CPU ms per request of the server process, from the same slices as the tables above "
+        "(interleaved, pooled). aiohttp, httpx and httpx-aiohttp (httpx's API over an "
         "aiohttp session: the transport has no HTTP/2) talk HTTP/1.1 to nginx; httpx-http2 "
         "talks cleartext HTTP/2 with prior knowledge (h2c) to nginx's `listen ... http2` ports, "
         "which read the whole request and relay the same bodies from the HTTP/1.1 ports (so "
@@ -631,7 +764,8 @@ def _workers_section(
     if section == "workers":
         intro = (
             f"`routerpc serve --workers 1` and `--workers {n}` "
-            f"({one['client'] or 'default'} client), measured interleaved, the gateway free to "
+            f"({one['client'] or 'default'} client), measured in interleaved slices (pooled as "
+            "above), the gateway free to "
             "use both cores (`taskset -c 0,1`) while h2load and nginx stay on core 1: the "
             "deployment shape (one worker per core). The target is on CPU per request, summed "
             "over the master and every worker (descendants found through the ppid field of "
