@@ -158,13 +158,12 @@ class Tools:
 # --------------------------------------------------------------------------- /proc readers
 
 
-def _stat(pid: int) -> tuple[int, int]:
-    """(ppid, utime + stime in ticks) of one process (all its threads)."""
+def _ppid(pid: int) -> int:
+    """The parent of one process, from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat") as handle:
         raw = handle.read()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    # fields[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
-    return int(fields[1]), int(fields[11]) + int(fields[12])
+    # After the command's closing parenthesis: field 3 (state), then field 4 (ppid).
+    return int(raw[raw.rindex(")") + 2 :].split()[1])
 
 
 def _children() -> dict[int, list[int]]:
@@ -174,7 +173,7 @@ def _children() -> dict[int, list[int]]:
         if not entry.isdigit():
             continue
         try:
-            ppid, _ = _stat(int(entry))
+            ppid = _ppid(int(entry))
         except (OSError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
