@@ -180,10 +180,8 @@ def _children() -> dict[int, list[int]]:
     return children
 
 
-def process_tree(root: int, children: dict[int, list[int]] | None = None) -> list[int]:
-    """``root`` and all its descendants (workers of a master), from /proc/*/stat ppid."""
-    if children is None:
-        children = _children()
+def process_tree(root: int, children: dict[int, list[int]]) -> list[int]:
+    """``root`` and all its descendants (workers of a master) in ``_children()``'s map."""
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()

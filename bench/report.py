@@ -54,23 +54,24 @@ def _succeeded(run: Run) -> int:
     return int((run.get("requests") or {}).get("succeeded") or 0)
 
 
-def _pool_cpu(runs: list[Run]) -> float | None:
-    """Server CPU ms per request pooled over slices: all their CPU seconds over all their
-    completed requests. Every request weighs the same, and no one slice's figure is picked, as a
-    median of per-slice figures would (at 0.3 s a slice is a few dozen clock ticks)."""
-    counted = [r for r in runs if _succeeded(r) and r.get("cpu_seconds") is not None]
-    requests = sum(_succeeded(r) for r in counted)
-    if not requests:
-        return None
-    return sum(float(r["cpu_seconds"]) for r in counted) * 1000.0 / requests
+def _weighted_mean(pairs: Iterable[tuple[float, float]]) -> float | None:
+    """The mean of (value, weight) pairs; None when the weights sum to nothing."""
+    counted = list(pairs)
+    total = sum(w for _, w in counted)
+    return sum(v * w for v, w in counted) / total if total else None
 
 
 def _pool_per_request(runs: list[Run], key: str) -> float | None:
-    """A figure recorded per request in each slice (nginx's, h2load's CPU ms per request)
-    pooled the same way: its mean weighted by each slice's completed requests."""
-    counted = [(float(r[key]), _succeeded(r)) for r in runs if r.get(key) is not None]
-    requests = sum(n for _, n in counted)
-    return sum(v * n for v, n in counted) / requests if requests else None
+    """A figure recorded per request in each slice (the server's, nginx's, h2load's CPU ms per
+    request) pooled over slices: its mean weighted by each slice's completed requests, i.e. all
+    the CPU of the slices over all their requests. Every request weighs the same, and no one
+    slice's figure is picked, as a median of per-slice figures would."""
+    return _weighted_mean((float(r[key]), _succeeded(r)) for r in runs if r.get(key) is not None)
+
+
+def _pool_cpu(runs: list[Run]) -> float | None:
+    """Server CPU ms per request pooled over ``runs``."""
+    return _pool_per_request(runs, "cpu_ms_per_request")
 
 
 def _seconds(run: Run) -> float:
@@ -90,9 +91,9 @@ def _pool_rps(runs: list[Run]) -> float | None:
 
 def _time_weighted(runs: list[Run], key: str) -> float | None:
     """The mean of a rate recorded per slice (cores of other load) weighted by wall time."""
-    counted = [(float(r[key]), float(r.get("wall_seconds") or 0.0)) for r in runs if key in r]
-    seconds = sum(w for _, w in counted)
-    return sum(v * w for v, w in counted) / seconds if seconds else None
+    return _weighted_mean(
+        (float(r[key]), float(r.get("wall_seconds") or 0.0)) for r in runs if key in r
+    )
 
 
 def _blocks(runs: list[Run], count: int = SPREAD_BLOCKS) -> list[list[Run]]:
