@@ -13,11 +13,11 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pydantic_core
 
-__all__ = ["ACCESS_LOGGER", "access_line", "configure_logging"]
+__all__ = ["ACCESS_LOGGER", "AccessFields", "access_line", "configure_logging", "text_fields"]
 
 ACCESS_LOGGER = "routerpc.access"
 
@@ -62,20 +62,53 @@ def _json_line(
     return pydantic_core.to_json(entry).decode()
 
 
+def text_fields(rpc: dict[str, Any]) -> str:
+    """An access record's fields as a text line ends with them: `` key=value`` for each that is
+    set (empty, zero and missing values are left out), fractional numbers to twelve significant
+    digits (``%.12g``: a float's shortest repr costs twice as much)."""
+    return "".join(
+        [
+            f" {key}={value:.12g}" if type(value) is float else f" {key}={value}"
+            for key, value in rpc.items()
+            if value
+        ]
+    )
+
+
 def _text_line(stamp: str, level: str, logger: str, message: str, rpc: Any) -> str:
-    """``time LEVEL logger: message``; an access record's fields follow as key=value pairs
-    (those that are set: empty, zero and missing values are left out); fractional numbers to
-    twelve significant digits (``%.12g``: a float's shortest repr costs twice as much)."""
+    """``time LEVEL logger: message``, then an access record's fields (:func:`text_fields`)."""
     line = f"{stamp} {level} {logger}: {message}"
     if isinstance(rpc, dict):
-        line += "".join(
-            [
-                f" {key}={value:.12g}" if type(value) is float else f" {key}={value}"
-                for key, value in rpc.items()
-                if value
-            ]
-        )
+        line += text_fields(rpc)
     return line
+
+
+class AccessFields(Protocol):
+    """An access line's fields, in both shapes a line can take."""
+
+    def log_fields(self, elapsed: float) -> dict[str, Any]:
+        """The fields, in their order (for JSON lines and the logging module)."""
+        ...
+
+    def text_fields(self, elapsed: float) -> str:
+        """``text_fields(self.log_fields(elapsed))``, made without the dict when that is
+        cheaper."""
+        ...
+
+
+class _Fields:
+    """A dict of fields as :class:`AccessFields`."""
+
+    __slots__ = ("_rpc",)
+
+    def __init__(self, rpc: dict[str, Any]) -> None:
+        self._rpc = rpc
+
+    def log_fields(self, elapsed: float) -> dict[str, Any]:
+        return self._rpc
+
+    def text_fields(self, elapsed: float) -> str:
+        return text_fields(self._rpc)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -121,16 +154,19 @@ class _AccessWriter:
         formatter = handler.formatter
         assert isinstance(formatter, _JsonFormatter | _TextFormatter)
         self._stamp = formatter.stamp
-        self._line = _json_line if json_lines else _text_line
+        self._json_lines = json_lines
         self._handler = handler
         # stderr is line-buffered (Python 3.9+): writing a line to it already flushed it.
         stream = handler.stream
         self._flushes_itself = stream if getattr(stream, "line_buffering", False) else None
 
-    def __call__(self, level: int, message: str, rpc: dict[str, Any]) -> None:
+    def __call__(self, level: int, message: str, fields: AccessFields, elapsed: float) -> None:
         stamp = self._stamp(time.time())
         level_name = _LEVEL_NAMES.get(level) or logging.getLevelName(level)
-        line = self._line(stamp, level_name, ACCESS_LOGGER, message, rpc)
+        if self._json_lines:
+            line = _json_line(stamp, level_name, ACCESS_LOGGER, message, fields.log_fields(elapsed))
+        else:
+            line = f"{stamp} {level_name} {ACCESS_LOGGER}: {message}{fields.text_fields(elapsed)}"
         handler = self._handler
         with handler.lock:  # type: ignore[union-attr]  # set by Handler.__init__
             try:
@@ -162,15 +198,15 @@ class _AccessLog:
     def __call__(self, level: int, message: str, rpc: dict[str, Any]) -> None:
         """Log one access line (``rpc``: its fields) at ``level``, if that level is enabled."""
         if self._logger.isEnabledFor(level):
-            self.write(level, message, rpc)
+            self.write(level, message, _Fields(rpc), 0.0)
 
-    def write(self, level: int, message: str, rpc: dict[str, Any]) -> None:
-        """Log one access line without asking the level again: for a caller that just asked
-        :meth:`enabled_for` (before building the fields)."""
+    def write(self, level: int, message: str, fields: AccessFields, elapsed: float) -> None:
+        """Log one access line (``fields`` at ``elapsed``) without asking the level again: for
+        a caller that just asked :meth:`enabled_for`."""
         if self.writer is not None:
-            self.writer(level, message, rpc)
+            self.writer(level, message, fields, elapsed)
         else:
-            self._logger.log(level, "%s", message, extra={"rpc": rpc})
+            self._logger.log(level, "%s", message, extra={"rpc": fields.log_fields(elapsed)})
 
 
 access_line = _AccessLog()

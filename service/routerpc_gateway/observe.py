@@ -91,8 +91,49 @@ class CallRecord:
             "upstream_seconds": self.upstream_seconds,
             "first_chunk_seconds": self.first_chunk_seconds,
             "code": self.code,
-            "latency_ms": int(elapsed * 1_000_000) / 1000,  # whole microseconds: no round()
+            "latency_ms": _latency_ms(elapsed),
         }
+
+    def text_fields(self, elapsed: float) -> str:
+        """``logs.text_fields(self.log_fields(elapsed))``, the same fields in the same order,
+        without the dict and the loop over it: the text access line of every call cost 42,000
+        instructions that way and 26,000 this way (``tests/unit/test_observe.py`` holds the
+        two to one text for records in every state)."""
+        line = f" request_id={self.request_id}" if self.request_id else ""
+        if self.method:
+            line += f" method={self.method}"
+        if self.caller:
+            line += f" caller={self.caller}"
+        if self.model:
+            line += f" model={self.model}"
+        if self.provider:
+            line += f" provider={self.provider}"
+        if self.quantization:
+            line += f" quantization={self.quantization}"
+        if self.attempts:
+            line += f" attempts={self.attempts}"
+        if self.prompt_tokens:
+            line += f" prompt_tokens={self.prompt_tokens}"
+        if self.completion_tokens:
+            line += f" completion_tokens={self.completion_tokens}"
+        if self.reasoning_tokens:
+            line += f" reasoning_tokens={self.reasoning_tokens}"
+        if self.cached_tokens:
+            line += f" cached_tokens={self.cached_tokens}"
+        if self.cost:
+            line += f" cost={self.cost:.12g}"
+        if self.upstream_seconds:
+            line += f" upstream_seconds={self.upstream_seconds:.12g}"
+        if self.first_chunk_seconds:
+            line += f" first_chunk_seconds={self.first_chunk_seconds:.12g}"
+        if self.code:
+            line += f" code={self.code}"
+        latency_ms = _latency_ms(elapsed)
+        return line + f" latency_ms={latency_ms:.12g}" if latency_ms else line
+
+
+def _latency_ms(elapsed: float) -> float:
+    return int(elapsed * 1_000_000) / 1000  # whole microseconds: no round()
 
 
 current_record: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
@@ -124,7 +165,7 @@ def _finish(
     count_call(record, elapsed)
     level = logging.INFO if record.code == "OK" else logging.WARNING
     if access_line.enabled_for(level):
-        access_line.write(level, f"rpc {record.method} {record.code}", record.log_fields(elapsed))
+        access_line.write(level, f"rpc {record.method} {record.code}", record, elapsed)
 
 
 def _code_of(error: BaseException, context: Any) -> str:

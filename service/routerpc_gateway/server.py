@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import os
 import signal
@@ -110,6 +111,7 @@ async def serve(
     handled: list[signal.Signals] = []
     tallies: Path | None = None
     writing: asyncio.Task[None] | None = None
+    frozen = False
     try:
         server = grpc.aio.server(options=server_options(settings))
         # One wrapper observes every call registered through `observed` and authenticates it
@@ -149,6 +151,12 @@ async def serve(
         prepare(
             m.input_type for m in pb.ROUTER_SERVICE_FILE.services_by_name["RouterService"].methods
         )
+        # What start-up built lives as long as the process: out of the collector's sight, a
+        # full collection walks only what calls made. Left in, the 80,000 start-up objects
+        # made each full collection pause every call in flight for 60-70 ms.
+        gc.collect()
+        gc.freeze()
+        frozen = True
         await server.start()
         for service in ("", pb.SERVICE_NAME):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -191,6 +199,8 @@ async def serve(
                 write_tallies(tallies)  # drained: the master's last scrape sees every call
             except OSError as error:
                 log.warning("could not write this worker's last metrics: %s", error)
+        if frozen:
+            gc.unfreeze()  # an embedded server's start-up objects may become garbage now
         await upstream.aclose()
         if tracer is not None:
             tracer.shutdown()  # flush the last spans

@@ -7,10 +7,12 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from routerpc_gateway.logs import access_line, configure_logging
+from routerpc_gateway.logs import access_line, configure_logging, text_fields
+from routerpc_gateway.observe import CallRecord
 
 
 class _Stderr:
@@ -175,3 +177,61 @@ def test_text_access_lines_print_fractional_numbers_to_twelve_significant_digits
         "rpc Chat OK cost=0.000123456789 upstream_seconds=0.3 latency_ms=1.5"
         " first_chunk_seconds=8.1e-05"
     ), line
+
+
+def _records() -> Iterator[tuple[CallRecord, float]]:
+    """Call records with every field unset, set alone, and all set; fractional numbers with
+    many digits, tiny and huge; latencies from zero to a day."""
+    values: dict[str, list[Any]] = {
+        "caller": ["", "team-a"],
+        "model": ["", "openai/gpt-4o"],
+        "provider": ["", "OpenAI"],
+        "quantization": ["", "fp8"],
+        "attempts": [0, 3],
+        "prompt_tokens": [0, 9],
+        "completion_tokens": [0, 1_000_000],
+        "reasoning_tokens": [0, 7],
+        "cached_tokens": [0, 2],
+        "cost": [None, 0.0, 0.000123456789123456, 1e-12, 12345.678, 1 / 3],
+        "upstream_seconds": [None, 0.0, 0.1 + 0.2, 8.1e-05],
+        "first_chunk_seconds": [None, 1 / 3],
+        "code": ["", "DEADLINE_EXCEEDED"],
+    }
+    latencies = [0.0, 1e-7, 0.001234567, 1 / 3, 86_400.0]
+    yield CallRecord("", ""), 0.0
+    for request_id, method in (("", "Chat"), ("ab12", ""), ("ab12", "StreamChat")):
+        for name, options in values.items():
+            for value in options:
+                for elapsed in latencies:
+                    record = CallRecord(request_id, method)
+                    setattr(record, name, value)
+                    yield record, elapsed
+    record = CallRecord("ab12", "Chat")
+    for name, options in values.items():
+        setattr(record, name, options[-1])
+    for elapsed in latencies:
+        yield record, elapsed
+
+
+def test_a_call_records_text_fields_equal_those_rendered_from_its_fields() -> None:
+    checked = 0
+    for record, elapsed in _records():
+        expected = text_fields(record.log_fields(elapsed))
+        assert record.text_fields(elapsed) == expected, (vars(record), elapsed)
+        checked += 1
+    assert checked > 300
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_access_lines_of_a_call_record_equal_those_of_the_logging_module(
+    stderr: _Stderr, fmt: str
+) -> None:
+    configure_logging("info", fmt)
+    record = CallRecord("ab12", "Chat")
+    record.model, record.attempts, record.cost, record.upstream_seconds = "m", 1, 0.1 + 0.2, 2e-5
+    access_line.write(logging.INFO, "rpc Chat OK", record, 0.0123456)
+    _access(logging.getLogger("routerpc.access"), record.log_fields(0.0123456))
+    direct, through_logging = stderr.getvalue().splitlines()
+    assert _without_stamp(direct, fmt) == _without_stamp(through_logging, fmt)
+    assert "latency_ms" in direct
+    assert "upstream_seconds" in direct
