@@ -647,14 +647,20 @@ def start_server(
     *,
     cpus: str = SERVER_CPU,
     extra: Sequence[str] = (),
+    hash_seed: int | None = None,
 ) -> tuple[Proc, int]:
+    """Start ``target``'s server; with ``hash_seed``, under that ``PYTHONHASHSEED`` (a Python
+    process's cost per call depends on its dict layouts by up to a tenth)."""
     port = free_port()
     name = f"{target.key}-{port}"
+    env = gateway_env() if target.kind == "gateway" else dict(os.environ)
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = str(hash_seed)
     if target.kind == "echo":
         argv = [tools.python, "-m", "bench.servers.echo_server", "--port", str(port)]
         if target.loop:
             argv += ["--loop", target.loop]
-        proc = procs.start(name, argv, cpus)
+        proc = procs.start(name, argv, cpus, env)
     elif target.kind == "passthrough":
         argv = [
             tools.python,
@@ -669,10 +675,10 @@ def start_server(
         ]
         if target.loop:
             argv += ["--loop", target.loop]
-        proc = procs.start(name, argv, cpus)
+        proc = procs.start(name, argv, cpus, env)
     else:
         argv = gateway_argv(tools, target, port, upstream, extra)
-        proc = procs.start(name, argv, cpus, gateway_env())
+        proc = procs.start(name, argv, cpus, env)
     procs.wait_port(proc, port, 60.0)
     return proc, port
 
@@ -919,9 +925,10 @@ class Bench:
         """Every target, mode and concurrency; per mode all servers run at once (idle when not
         measured) so that short slices interleave them: drift of the machine, which moves over
         tens of seconds, hits each alike. Each Python server runs as ``instances`` processes,
-        measured slice after slice in turn: one process's cost depends on its random hash seed
-        (dict layouts) by up to a tenth, and one process per run would carry its luck into the
-        ratios. The report pools the slices of each target over all its processes."""
+        measured slice after slice in turn: one process's cost depends on its hash seed (dict
+        layouts) by up to a tenth, and one process per run would carry its luck into the
+        ratios; process n of every server runs with PYTHONHASHSEED=n. The report pools the
+        slices of each target over all its processes."""
         for mode in ("unary", "stream"):
             groups: list[list[Server]] = []
             try:
@@ -975,7 +982,11 @@ class Bench:
                 lambda: http_check(url, body.read_bytes()),
             )
         upstream = self.upstream.base(mode, http2=target.http2)
-        proc, port = start_server(self.procs, self.tools, target, upstream, cpus=cpus)
+        # The n-th process of every server gets the same hash seed: run after run, and server
+        # beside server, the processes' dict layouts are drawn alike, not by luck.
+        proc, port = start_server(
+            self.procs, self.tools, target, upstream, cpus=cpus, hash_seed=instance
+        )
         path = CHAT_PATH if mode == "unary" else STREAM_PATH
         url = f"http://{HOST}:{port}{path}"
         return Server(

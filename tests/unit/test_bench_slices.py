@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,57 @@ def test_a_full_run_spreads_its_slices_over_several_processes() -> None:
 
     assert plan.instances > 1
     assert plan.slices % plan.instances == 0  # each process measured as often as the others
+
+
+class _Started:
+    """``Processes`` that only note the environment each server was started with."""
+
+    def __init__(self) -> None:
+        self.envs: list[dict[str, str]] = []
+
+    def start(self, name: str, argv: Any, cpus: str, env: dict[str, str] | None = None) -> Any:
+        assert env is not None
+        self.envs.append(env)
+        return object()
+
+    def wait_port(self, proc: Any, port: int, seconds: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["echo", "passthrough", "gateway"])
+def test_a_server_process_runs_with_the_hash_seed_it_is_given(kind: str) -> None:
+    tools = bench.Tools("python3", "routerpc", "h2load", "nginx", "")
+    procs = _Started()
+    target = Target(kind, kind, kind, "aiohttp" if kind != "echo" else "")
+    for seed in (1, 2):
+        bench.start_server(procs, tools, target, "http://127.0.0.1:1", hash_seed=seed)  # type: ignore[arg-type]
+    bench.start_server(procs, tools, target, "http://127.0.0.1:1")  # type: ignore[arg-type]
+
+    seeds = [env.get("PYTHONHASHSEED") for env in procs.envs]
+    assert seeds[:2] == ["1", "2"]
+    assert seeds[2] == os.environ.get("PYTHONHASHSEED")  # without a seed: as inherited
+
+
+def test_process_n_of_every_server_is_given_hash_seed_n(monkeypatch: pytest.MonkeyPatch) -> None:
+    given: list[tuple[str, int | None]] = []
+
+    def start_server(procs: Any, tools: Any, target: Target, upstream: str, **options: Any) -> Any:
+        given.append((target.key, options.get("hash_seed")))
+        return type("Proc", (), {"pid": 1})(), 1
+
+    class _Upstream:
+        def base(self, mode: str, *, http2: bool) -> str:
+            return "http://127.0.0.1:1"
+
+    runner = Bench.__new__(Bench)
+    runner.upstream, runner.direct = _Upstream(), object()  # type: ignore[assignment]
+    runner.files = {"unary.grpc": Path("/dev/null")}
+    runner.checker = _Checker()  # type: ignore[assignment]
+    runner.procs, runner.tools = _Procs(), None  # type: ignore[assignment]
+    monkeypatch.setattr(bench, "start_server", start_server)
+    for key in ("passthrough", "gateway"):
+        for instance in (1, 2, 3):
+            target = Target(key, key, key, "aiohttp")
+            runner._server("main", target, "unary", "0", instance)
+
+    assert given == [(key, n) for key in ("passthrough", "gateway") for n in (1, 2, 3)]
