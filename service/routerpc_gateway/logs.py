@@ -146,8 +146,9 @@ class _AccessWriter:
     One access line per RPC went through ``Logger.log``: a ``LogRecord`` of some forty
     attributes, the handler chain, then formatting, about 95,000 instructions per call
     (``python -m bench.instructions``). The line is the same (the formatters build theirs with
-    the same functions; ``tests/unit/test_logs.py`` holds the two paths to one output) and is
-    written under the handler's lock, so it never interleaves with a line from another thread.
+    the same functions, and a call record's own text fields are held to them;
+    ``tests/unit/test_logs.py`` holds the two paths to one output) and is written under the
+    handler's lock, so it never interleaves with a line from another thread.
     """
 
     def __init__(self, handler: logging.StreamHandler[Any], json_lines: bool) -> None:

@@ -97,8 +97,8 @@ class CallRecord:
     def text_fields(self, elapsed: float) -> str:
         """``logs.text_fields(self.log_fields(elapsed))``, the same fields in the same order,
         without the dict and the loop over it: the text access line of every call cost 42,000
-        instructions that way and 26,000 this way (``tests/unit/test_observe.py`` holds the
-        two to one text for records in every state)."""
+        instructions that way and 26,000 this way (``tests/unit/test_logs.py`` holds the two
+        to one text for records in every state)."""
         line = f" request_id={self.request_id}" if self.request_id else ""
         if self.method:
             line += f" method={self.method}"
