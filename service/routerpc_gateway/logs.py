@@ -75,12 +75,10 @@ def text_fields(rpc: dict[str, Any]) -> str:
     )
 
 
-def _text_line(stamp: str, level: str, logger: str, message: str, rpc: Any) -> str:
-    """``time LEVEL logger: message``, then an access record's fields (:func:`text_fields`)."""
-    line = f"{stamp} {level} {logger}: {message}"
-    if isinstance(rpc, dict):
-        line += text_fields(rpc)
-    return line
+def _text_line(stamp: str, level: str, logger: str, message: str, fields: str = "") -> str:
+    """``time LEVEL logger: message``, then an access record's ``fields`` as
+    :func:`text_fields` renders them."""
+    return f"{stamp} {level} {logger}: {message}{fields}"
 
 
 class AccessFields(Protocol):
@@ -131,7 +129,8 @@ class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = self.stamp(record.created)
         rpc = getattr(record, "rpc", None)
-        line = _text_line(stamp, record.levelname, record.name, record.getMessage(), rpc)
+        fields = text_fields(rpc) if isinstance(rpc, dict) else ""
+        line = _text_line(stamp, record.levelname, record.name, record.getMessage(), fields)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
@@ -167,7 +166,8 @@ class _AccessWriter:
         if self._json_lines:
             line = _json_line(stamp, level_name, ACCESS_LOGGER, message, fields.log_fields(elapsed))
         else:
-            line = f"{stamp} {level_name} {ACCESS_LOGGER}: {message}{fields.text_fields(elapsed)}"
+            text = fields.text_fields(elapsed)
+            line = _text_line(stamp, level_name, ACCESS_LOGGER, message, text)
         handler = self._handler
         with handler.lock:  # type: ignore[union-attr]  # set by Handler.__init__
             try:
