@@ -23,6 +23,7 @@ import grpc.aio
 
 from routerpc_gateway.logs import access_line
 from routerpc_gateway.metrics import IN_FLIGHT, count_call
+from routerpc_gateway.registration import GenericOnly
 
 __all__ = [
     "REQUEST_ID_KEY",
@@ -240,50 +241,28 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
         return wrapped
 
 
-class _Registrar(grpc.aio.Server):
-    """``server`` as the generated ``add_*_to_server`` functions see it: the handlers they
-    register reach it wrapped. Everything else is passed through to ``server``."""
+class _Registrar(GenericOnly):
+    """``server`` as the generated ``add_*_to_server`` functions see it: the generic handlers
+    they register reach it wrapped (and, as for every service of the gateway, no registered
+    methods: ``registration``)."""
 
     def __init__(self, server: grpc.aio.Server, wrap: Callable[[Handler, str], Handler]):
-        self._server = server
+        super().__init__(server)
         self._wrap = wrap
 
     def add_generic_rpc_handlers(self, generic_rpc_handlers: Any) -> None:
         wrapped = [_WrappedGeneric(handler, self._wrap) for handler in generic_rpc_handlers]
-        self._server.add_generic_rpc_handlers(wrapped)
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
-        self._server.add_registered_method_handlers(
-            service_name,
-            {
-                name: self._wrap(handler, f"/{service_name}/{name}")
-                for name, handler in method_handlers.items()
-            },
-        )
-
-    def add_insecure_port(self, address: str) -> int:
-        return self._server.add_insecure_port(address)
-
-    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
-        return self._server.add_secure_port(address, server_credentials)
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    async def stop(self, grace: float | None) -> None:
-        await self._server.stop(grace)
-
-    async def wait_for_termination(self, timeout: float | None = None) -> bool:
-        return await self._server.wait_for_termination(timeout)
+        super().add_generic_rpc_handlers(wrapped)
 
 
 class CallObserver:
     """The gateway's one call wrapper, around every RPC registered through :meth:`registrar`
-    (the router service and reflection; health is registered on the server itself and stays
+    (the router service and reflection; health is registered beside it, unobserved, and stays
     open): times, counts and logs the call, runs the gate (authentication) first thing inside
     it, and decodes the request.
 
-    Handlers are wrapped once, as they are registered, not by a grpc.aio interceptor: grpc.aio
+    Handlers are wrapped once, as they are registered (generic handlers only), not by a grpc.aio
+    interceptor: grpc.aio
     runs its interceptor pipeline, a chain of coroutines, for every RPC to be handed the same
     handler again (about 6,000 instructions per call). One wrapper for every concern, because
     each layer is an extra coroutine per call and an extra async-generator hop per streamed

@@ -33,6 +33,7 @@ from routerpc_gateway.config import Settings
 from routerpc_gateway.loops import loop_kind
 from routerpc_gateway.metrics import write_tallies, write_tallies_every
 from routerpc_gateway.observe import CallObserver
+from routerpc_gateway.registration import GenericOnly
 from routerpc_gateway.servicer import RouterServicer
 from routerpc_gateway.tracing import configure_tracing
 from routerpc_gateway.upstream import create_upstream
@@ -121,7 +122,7 @@ async def serve(
             RouterServicer(settings, upstream, Catalog(upstream, settings.catalog_ttl)), observed
         )
         health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, GenericOnly(server))
         reflection.enable_server_reflection(
             [pb.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], observed
         )

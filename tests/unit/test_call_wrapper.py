@@ -1,5 +1,5 @@
-"""The call wrapper is put around handlers as they are registered, once per method, and an
-unknown method stays unknown."""
+"""The call wrapper is put around handlers as they are registered, once per method, only
+generic handlers reach the server, and an unknown method stays unknown."""
 
 from __future__ import annotations
 
@@ -63,9 +63,20 @@ def test_generic_handlers_come_out_wrapped_once_per_method() -> None:
     assert generic.service(_Details("/t.S/Missing")) is None  # UNIMPLEMENTED, as before
 
 
-def test_registered_method_handlers_are_wrapped_as_they_are_registered() -> None:
+def test_the_wrapper_decodes_instead_of_grpc() -> None:
     server = _Server()
-    inner = _registered(server)
-    wrapped = server.registered["t.S"]["Chat"]
-    assert wrapped.unary_unary is not inner.unary_unary
+    handler: Any = grpc.unary_unary_rpc_method_handler(_chat, request_deserializer=bytes)
+    registrar: Any = CallObserver(_Gate()).registrar(server)  # type: ignore[arg-type]
+    registrar.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("t.S", {"Chat": handler}),)
+    )
+    [generic] = server.generic
+    wrapped = generic.service(_Details("/t.S/Chat"))
     assert wrapped.request_deserializer is None  # the wrapper decodes (INVALID_ARGUMENT)
+
+
+def test_registered_methods_are_not_registered_only_generic_handlers() -> None:
+    server = _Server()
+    _registered(server)
+    assert server.registered == {}  # each would add a task to every accepted call's wait
+    assert len(server.generic) == 1
