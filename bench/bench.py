@@ -96,6 +96,11 @@ class Plan:
     # A measured run that ended this recently with the machine quiet stands for a fresh sample.
     quiet_reuse_seconds: float = 1.0
     h2load_timeout: float = 180.0
+    # The workers target's own section: each worker offered the same load (h2load --rps), with
+    # one worker or several, below what the two cores can serve beside h2load and nginx.
+    rate_per_worker: tuple[tuple[str, int], ...] = (("unary", 300), ("stream", 100))
+    rate_seconds: float = 1.0  # length of one slice at that rate
+    rate_concurrency: int = 16  # streams in flight per worker (its H2_SHAPE: 4 x 4)
 
     @staticmethod
     def of(quick: bool) -> Plan:
@@ -519,6 +524,27 @@ def log_latencies_ms(path: Path) -> list[float]:
     return sorted(values)
 
 
+@dataclass(frozen=True)
+class Rated:
+    """A load offered at a fixed rate: ``clients`` connections of ``streams`` streams, each
+    connection sending ``per_client`` requests per second (h2load ``--rps``)."""
+
+    clients: int
+    streams: int
+    per_client: int
+
+    @property
+    def per_second(self) -> int:
+        return self.clients * self.per_client
+
+    @staticmethod
+    def per_worker(rate: int, concurrency: int, workers: int) -> Rated:
+        """``rate`` requests per second and ``concurrency`` streams for each of ``workers``
+        (the connections scale with the workers; the kernel spreads them, SO_REUSEPORT)."""
+        clients, streams = H2_SHAPE[concurrency]
+        return Rated(clients * max(1, workers), streams, max(1, rate // clients))
+
+
 @dataclass
 class Load:
     """One h2load invocation's shape."""
@@ -530,15 +556,27 @@ class Load:
 
 
 def h2load(
-    tools: Tools, load: Load, *, n: int, concurrency: int, log: Path | None, timeout: float
+    tools: Tools,
+    load: Load,
+    *,
+    n: int,
+    concurrency: int,
+    log: Path | None,
+    timeout: float,
+    rated: Rated | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Run h2load on the load core; (parsed output, h2load's own CPU seconds)."""
-    if load.h1:
+    """Run h2load on the load core; (parsed output, h2load's own CPU seconds). With ``rated``,
+    its connections and their rate instead of ``concurrency``'s shape at full speed."""
+    if rated is not None:
+        clients, streams = rated.clients, rated.streams
+    elif load.h1:
         clients, streams = concurrency, 1
     else:
         clients, streams = H2_SHAPE.get(concurrency, (concurrency, 1))
     shape = f"-n {max(n, clients)} -c {clients} -m {streams} -t 1 -d {load.data}"
     argv = ["taskset", "-c", LOAD_CPU, tools.h2load, *shape.split(), *load.headers]
+    if rated is not None:
+        argv.append(f"--rps={rated.per_client}")
     if load.h1:
         argv.append("--h1")
     if log is not None:
@@ -737,6 +775,7 @@ class Server:
     check: Callable[[], dict[str, Any]]
     instance: int = 1  # which process of its target (1..Plan.instances)
     warmed: set[int] = field(default_factory=set)  # concurrencies it has been warmed up at
+    rates: dict[str, int] = field(default_factory=dict)  # mode -> offered req/s per worker
     failed: bool = False
 
 
@@ -795,18 +834,25 @@ class Bench:
         plan = self.plan
         check = server.check()  # a Python-client call must succeed before each measured run
         key = (server.section, server.target.key, mode, concurrency)
+        rate = server.rates.get(mode)
+        rated = None if rate is None else Rated.per_worker(rate, concurrency, server.target.workers)
         if concurrency not in server.warmed:
             server.warmed.add(concurrency)
             warm, _ = h2load(
                 self.tools,
                 server.load,
-                n=plan.warmup_requests,
+                n=plan.warmup_requests if rated is None else rated.per_second // 2,
                 concurrency=concurrency,
                 log=None,
                 timeout=plan.h2load_timeout,
+                rated=rated,
             )
             if key not in self.counts:  # the first instance's warm-up sizes every slice
-                self.counts[key] = plan.slice_requests(warm.get("rps") or 100.0, concurrency)
+                self.counts[key] = (
+                    plan.slice_requests(warm.get("rps") or 100.0, concurrency)
+                    if rated is None
+                    else int(rated.per_second * plan.rate_seconds)
+                )
         n = self.counts[key]
         waited, idle_load = self.wait_quiet()
         target = server.target
@@ -824,6 +870,7 @@ class Bench:
             concurrency=concurrency,
             log=log,
             timeout=plan.h2load_timeout,
+            rated=rated,
         )
         t1 = time.monotonic()
         busy1, steal1 = machine_ticks()
@@ -857,6 +904,7 @@ class Bench:
             "requests": parsed["requests"],
             "status": parsed.get("status"),
             "rps": parsed.get("rps"),
+            "offered_rps": None if rated is None else rated.per_second,
             "wall_seconds": round(t1 - t0, 3),
             "h2load_seconds": parsed.get("seconds"),
             "latency_ms": {
@@ -921,6 +969,8 @@ class Bench:
         slices: int,
         instances: int,
         cpus: str = SERVER_CPU,
+        concurrencies: Sequence[int] = (),
+        rates: dict[str, int] | None = None,
     ) -> None:
         """Every target, mode and concurrency; per mode all servers run at once (idle when not
         measured) so that short slices interleave them: drift of the machine, which moves over
@@ -928,7 +978,9 @@ class Bench:
         measured slice after slice in turn: one process's cost depends on its hash seed (dict
         layouts) by up to a tenth, and one process per run would carry its luck into the
         ratios; process n of every server runs with PYTHONHASHSEED=n. The report pools the
-        slices of each target over all its processes."""
+        slices of each target over all its processes. ``concurrencies`` (default: the plan's)
+        and ``rates`` (mode -> requests per second offered to each worker; default: full
+        speed) shape the load."""
         for mode in ("unary", "stream"):
             groups: list[list[Server]] = []
             try:
@@ -937,12 +989,14 @@ class Bench:
                     count = 1 if target.kind == "http" else instances
                     for instance in range(1, count + 1):
                         try:
-                            group.append(self._server(section, target, mode, cpus, instance))
+                            server = self._server(section, target, mode, cpus, instance)
+                            server.rates = dict(rates or {})
+                            group.append(server)
                         except BenchError as error:
                             self.error(f"{section} {target.label} {mode}: start", error)
                     if group:
                         groups.append(group)
-                for c in self.plan.concurrencies:
+                for c in concurrencies or self.plan.concurrencies:
                     for slice_ in range(1, slices + 1):
                         # Rotate the order each slice: no server always runs first.
                         shift = (slice_ - 1) % max(1, len(groups))
@@ -1326,6 +1380,17 @@ def run(plan: Plan, tools: Tools, procs: Processes, host: dict[str, Any]) -> dic
         results["workers_targets"] = [t.__dict__ for t in pair]
         print(f"== workers 1 vs 2, gateway on cores {ALL_CPUS}", flush=True)
         bench.section("workers", pair, slices=plan.slices, instances=plan.instances, cpus=ALL_CPUS)
+        rates = dict(plan.rate_per_worker)
+        print(f"== workers 1 vs 2, the same offered load per worker {rates}", flush=True)
+        bench.section(
+            "workers-rate",
+            pair,
+            slices=plan.slices,
+            instances=plan.instances,
+            cpus=ALL_CPUS,
+            concurrencies=(plan.rate_concurrency,),
+            rates=rates,
+        )
         if plan.workers_one_core:
             print(f"== workers 1 vs 2, gateway on core {SERVER_CPU}", flush=True)
             slices = plan.one_core_slices
