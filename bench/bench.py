@@ -11,6 +11,8 @@ Runs (in one process tree, every child stopped on exit):
   ``--workers 2``), each server pinned to core 0, its CPU read from /proc; the pass-through and
   the gateway with the ``httpx-http2`` and ``httpx-aiohttp`` clients too, at the upstream-client
   concurrency only (16), interleaved with the rest;
+* ``--workers 1`` against ``--workers 2`` on both cores, each worker offered the same load at a
+  fixed rate (the workers target), then at full speed (for information);
 * relay delay through a slow-drip upstream, and gateway memory with 1,000 open streams;
 
 then writes raw JSON to bench/results/ and a report (bench/RESULTS.md for a full run).

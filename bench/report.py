@@ -504,6 +504,42 @@ def _load_note(results: dict[str, Any]) -> list[str]:
             "noisy, and ratios less reliable than on a quiet machine; re-run `bench/run` when "
             "it is idle."
         )
+    return ["", text, *_steal_note(runs)]
+
+
+STEAL_CORES = 0.05
+"""Steal time (cores) in a slice above which the hypervisor took a noticeable share of it."""
+NOISY_SPREAD = 0.2
+"""A median CPU spread of rows above which the run is flagged as noisy (quiet runs: 10-17%)."""
+
+
+def _steal_note(runs: list[Run]) -> list[str]:
+    """How much time the hypervisor took from this VM during the slices (``steal`` in
+    ``/proc/stat``): invisible as other work, it slows whatever runs, so that the same process
+    may cost twice as much in one slice as in the next."""
+    steals = sorted(r["steal_cores"] for r in runs if r.get("steal_cores") is not None)
+    if not steals:
+        return []
+    stolen = sum(1 for v in steals if v > STEAL_CORES)
+    spreads = [
+        value
+        for group in _groups(runs).values()
+        if (value := _spread(group, _pool_cpu(group))) is not None
+    ]
+    median_spread = statistics.median(spreads) if spreads else None
+    text = (
+        f"Time taken by the hypervisor (steal, `/proc/stat`; cores, per slice): median "
+        f"{statistics.median(steals):.2f}, max {steals[-1]:.2f}; {stolen} of {len(steals)} "
+        f"slices above {STEAL_CORES:g} core. Median CPU spread of a row: "
+        f"{_num(median_spread * 100 if median_spread is not None else None, 0)}%."
+    )
+    if stolen > len(steals) // 5 or (median_spread is not None and median_spread > NOISY_SPREAD):
+        text += (
+            " **The host was busy during this run**: the VM's speed moved from slice to slice "
+            "(a row's CPU spread is a measure of it), so ratios near a threshold are not "
+            "settled by this run; `python -m bench.insitu`'s instruction counts do not move "
+            "with the host."
+        )
     return ["", text]
 
 

@@ -120,3 +120,24 @@ def test_records_of_older_runs_in_rounds_pool_the_same_way() -> None:
 
     assert row["cpu_ms_per_request"] == pytest.approx(2.0)
     assert row["rps"] == pytest.approx(1000.0)  # from each record's req/s
+
+
+def _stolen(number: int, steal: float, cpu_seconds: float) -> dict[str, Any]:
+    return {**_slice(number, cpu_seconds, 1000), "steal_cores": steal}
+
+
+def test_a_run_whose_host_took_time_is_flagged_with_its_steal_and_spread() -> None:
+    # Eight slices, two of them with steal; blocks of two pool to 1.0, 2.0, 1.5 and 3.5 ms.
+    cpu = [1.0, 1.0, 2.0, 2.0, 1.5, 1.5, 3.5, 3.5]
+    steal = [0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.6, 0.0]
+    runs = [_stolen(n, s, c) for n, (s, c) in enumerate(zip(steal, cpu, strict=True), 1)]
+    [text] = [line for line in report._steal_note(runs) if line]
+    assert "max 0.60; 2 of 8 slices above 0.05 core" in text
+    assert "**The host was busy during this run**" in text
+
+
+def test_a_quiet_host_is_not_flagged() -> None:
+    runs = [_stolen(n, 0.0, 1.0) for n in range(1, 9)]
+    [text] = [line for line in report._steal_note(runs) if line]
+    assert "0 of 8 slices" in text
+    assert "busy" not in text
