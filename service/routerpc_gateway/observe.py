@@ -261,12 +261,11 @@ class CallObserver:
     open): times, counts and logs the call, runs the gate (authentication) first thing inside
     it, and decodes the request.
 
-    Handlers are wrapped once, as they are registered (generic handlers only), not by a grpc.aio
-    interceptor: grpc.aio
-    runs its interceptor pipeline, a chain of coroutines, for every RPC to be handed the same
-    handler again (about 6,000 instructions per call). One wrapper for every concern, because
-    each layer is an extra coroutine per call and an extra async-generator hop per streamed
-    message.
+    Handlers are wrapped once, as they are registered (generic handlers only), not by a
+    grpc.aio interceptor: grpc.aio runs its interceptor pipeline, a chain of coroutines, for
+    every RPC to be handed the same handler again (about 6,000 instructions per call). One
+    wrapper for every concern, because each layer is an extra coroutine per call and an extra
+    async-generator hop per streamed message.
     """
 
     def __init__(self, gate: Gate) -> None:

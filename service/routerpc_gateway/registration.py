@@ -6,7 +6,8 @@ registered method, plus one for everything else, and for every call it accepts i
 ``asyncio.wait`` over all of those tasks (a done-callback added to each and removed again). With
 the gateway's nine methods (RouterService, health, reflection) that was ten tasks per accepted
 call, about 50,000 instructions per unary call more than one task (``python -m bench.insitu``,
-c=1: 1,123k -> 1,072k). Served through the generic handlers alone, a call's handler is found by
+c=1: 1,123k -> 1,076k; in CPU time an interleaved A/B on the shared benchmark VM could not tell
+the two apart). Served through the generic handlers alone, a call's handler is found by
 one dict lookup in the generated handler; unknown methods stay UNIMPLEMENTED, and nothing a
 caller can see changes.
 """
