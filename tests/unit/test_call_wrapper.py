@@ -42,8 +42,9 @@ async def _chat(request: Any, context: Any) -> Any:
     return request
 
 
-def _registered(server: _Server) -> Any:
-    handler: Any = grpc.unary_unary_rpc_method_handler(_chat)
+def _registered(server: _Server, deserializer: Any = None) -> Any:
+    """Register ``Chat`` as generated code does (generic handler and registered method)."""
+    handler: Any = grpc.unary_unary_rpc_method_handler(_chat, request_deserializer=deserializer)
     registrar: Any = CallObserver(_Gate()).registrar(server)  # type: ignore[arg-type]
     registrar.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("t.S", {"Chat": handler}),)
@@ -65,11 +66,7 @@ def test_generic_handlers_come_out_wrapped_once_per_method() -> None:
 
 def test_the_wrapper_decodes_instead_of_grpc() -> None:
     server = _Server()
-    handler: Any = grpc.unary_unary_rpc_method_handler(_chat, request_deserializer=bytes)
-    registrar: Any = CallObserver(_Gate()).registrar(server)  # type: ignore[arg-type]
-    registrar.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("t.S", {"Chat": handler}),)
-    )
+    _registered(server, deserializer=bytes)
     [generic] = server.generic
     wrapped = generic.service(_Details("/t.S/Chat"))
     assert wrapped.request_deserializer is None  # the wrapper decodes (INVALID_ARGUMENT)
